@@ -1,0 +1,73 @@
+"""Read-only market-data endpoints. Each view parses input, calls one selector, formats output."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tickerproject.exceptions import NotFoundError
+from ticks.models import Instrument
+from ticks.selectors import chain_expiries, instrument_list, underlying_exists
+
+
+class InstrumentListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        exchange = serializers.CharField(required=False, max_length=8)
+        name = serializers.CharField(required=False, max_length=64)
+        expiry = serializers.DateField(required=False)
+        instrument_type = serializers.ChoiceField(choices=Instrument.Type.choices, required=False)
+        strike_min = serializers.DecimalField(max_digits=14, decimal_places=4, required=False, min_value=0)
+        strike_max = serializers.DecimalField(max_digits=14, decimal_places=4, required=False, min_value=0)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            low, high = attrs.get("strike_min"), attrs.get("strike_max")
+            if low is not None and high is not None and low > high:
+                raise serializers.ValidationError({"strike_max": "Must be >= strike_min."})
+            return attrs
+
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Instrument
+            fields = [
+                "instrument_token",
+                "exchange_token",
+                "tradingsymbol",
+                "name",
+                "last_price",
+                "expiry",
+                "strike",
+                "tick_size",
+                "lot_size",
+                "instrument_type",
+                "segment",
+                "exchange",
+            ]
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(instrument_list(**filters.validated_data), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class ChainExpiryListApi(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "ChainExpiries",
+            {
+                "underlying": serializers.CharField(),
+                "expiries": serializers.ListField(child=serializers.DateField()),
+            },
+        )
+    )
+    def get(self, request: Request, underlying: str) -> Response:
+        if not underlying_exists(underlying=underlying):
+            raise NotFoundError(f"No active options for underlying {underlying!r}.", field="underlying")
+        expiries = chain_expiries(underlying=underlying)
+        return Response({"underlying": underlying, "expiries": [expiry.isoformat() for expiry in expiries]})

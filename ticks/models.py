@@ -1,0 +1,139 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
+
+from ticks.encrypted_fields import EncryptedTextField
+
+
+class BrokerAccount(models.Model):
+    """A Kite Connect app + user whose daily access token lets us stream and trade."""
+
+    class Health(models.TextChoices):
+        OK = "ok", "OK"
+        TOKEN_EXPIRED = "token_expired", "Token expired"
+        FAILING = "failing", "Failing"
+
+    name = models.SlugField(max_length=64, unique=True)
+    api_key = EncryptedTextField()
+    api_secret = EncryptedTextField()
+    access_token = EncryptedTextField(blank=True, default="")
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.OK)
+    health_reason = models.CharField(max_length=255, blank=True, default="")
+    health_changed_at = models.DateTimeField(null=True, blank=True)
+    max_connections = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(3)]
+    )
+    tokens_per_connection = models.PositiveIntegerField(
+        default=3000, validators=[MinValueValidator(1), MaxValueValidator(3000)]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:  # never the secrets: this string reaches logs and admin
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<BrokerAccount {self.name}>"
+
+    @property
+    def capacity(self) -> int:
+        return self.max_connections * self.tokens_per_connection
+
+
+class Instrument(models.Model):
+    """One row of Kite's instruments dump, keyed by (exchange, tradingsymbol).
+
+    Kite reuses instrument tokens after expiry, so the token is indexed but not unique.
+    """
+
+    class Type(models.TextChoices):
+        CE = "CE"
+        PE = "PE"
+        FUT = "FUT"
+        EQ = "EQ"
+
+    instrument_token = models.BigIntegerField(db_index=True)
+    exchange_token = models.BigIntegerField()
+    tradingsymbol = models.CharField(max_length=64)
+    name = models.CharField(max_length=64, blank=True, default="")
+    last_price = models.DecimalField(max_digits=14, decimal_places=4, default=0)
+    expiry = models.DateField(null=True, blank=True)
+    strike = models.DecimalField(max_digits=14, decimal_places=4, default=0)
+    tick_size = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    lot_size = models.PositiveIntegerField(default=0)
+    instrument_type = models.CharField(max_length=8, choices=Type.choices)
+    segment = models.CharField(max_length=16)
+    exchange = models.CharField(max_length=8)
+    is_active = models.BooleanField(default=True)
+    loaded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "tradingsymbol"], name="instrument_exchange_symbol"),
+        ]
+        indexes = [
+            models.Index(fields=["name", "expiry", "strike", "instrument_type"], name="instrument_chain"),
+            models.Index(fields=["exchange", "loaded_at"], name="instrument_exchange_load"),
+        ]
+        ordering = ["exchange", "tradingsymbol"]
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.tradingsymbol}"
+
+
+class WatchSpec(models.Model):
+    """Which option chains to stream: an underlying, its nearest expiries, strikes around ATM."""
+
+    class ExpiryKind(models.TextChoices):
+        ANY = "any", "Weekly and monthly"
+        WEEKLY = "weekly", "Weekly only"
+        MONTHLY = "monthly", "Monthly only"
+
+    class Mode(models.TextChoices):
+        LTP = "ltp"
+        QUOTE = "quote"
+        FULL = "full"
+
+    underlying = models.CharField(max_length=64, unique=True, help_text="Kite's name, e.g. NIFTY")
+    expiry_kind = models.CharField(max_length=8, choices=ExpiryKind.choices, default=ExpiryKind.ANY)
+    expiry_count = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(12)], help_text="nearest N expiries"
+    )
+    strikes_around_atm = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(200)], help_text="±N strikes"
+    )
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.FULL)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["underlying"]
+
+    def __str__(self) -> str:
+        return self.underlying
+
+    def clean(self) -> None:
+        # Local import: selectors import models.
+        from ticks.selectors import underlying_exists
+
+        if self.underlying and not underlying_exists(underlying=self.underlying):
+            raise ValidationError({"underlying": f"No active options for underlying {self.underlying!r}."})
+
+
+class ClientApiKey(AbstractAPIKey):
+    """A REST client's key (stored hashed), owned by the user it acts as."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "client API key"
+        verbose_name_plural = "client API keys"

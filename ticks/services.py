@@ -1,0 +1,146 @@
+"""Writes for the market-data domain: instruments, broker accounts, watch specs."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.utils import timezone
+
+from tickerproject.exceptions import ApplicationError
+from ticks.instruments_csv import KITE_HEADER, InstrumentRow, RowError, parse_records, records_from_client
+from ticks.kite import kite_client_for
+from ticks.market_time import access_token_expiry
+from ticks.models import BrokerAccount, Instrument
+
+logger = logging.getLogger(__name__)
+
+
+class InstrumentLoadError(ApplicationError):
+    """The dump had malformed rows; nothing was written."""
+
+    def __init__(self, errors: list[RowError]):
+        shown = "; ".join(str(error) for error in errors[:20])
+        more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
+        super().__init__(f"{len(errors)} malformed row(s), nothing loaded: {shown}{more}", field="file")
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentLoadResult:
+    upserted: int
+    deactivated: int
+    exchanges: tuple[str, ...]
+
+
+@transaction.atomic
+def instruments_load(*, rows: list[InstrumentRow], errors: list[RowError]) -> InstrumentLoadResult:
+    """Upsert a whole dump atomically and deactivate what it no longer lists.
+
+    Any malformed row aborts the load before a write: a half-loaded instrument table would
+    silently shrink option chains. Deactivation is scoped to the exchanges the dump covers.
+    """
+    if errors:
+        raise InstrumentLoadError(errors)
+    if not rows:
+        raise ApplicationError("The dump has no instrument rows.", field="file")
+    loaded_at = timezone.now()
+    _instruments_upsert(rows, loaded_at)
+    exchanges = tuple(sorted({row.exchange for row in rows}))
+    deactivated = (
+        Instrument.objects.filter(exchange__in=exchanges, is_active=True)
+        .exclude(loaded_at=loaded_at)
+        .update(is_active=False)
+    )
+    logger.info("instruments loaded: %d upserted, %d deactivated, %s", len(rows), deactivated, exchanges)
+    return InstrumentLoadResult(upserted=len(rows), deactivated=deactivated, exchanges=exchanges)
+
+
+_PG_ARRAY_TYPES = (
+    "bigint", "bigint", "text", "text", "numeric", "date", "numeric",
+    "numeric", "integer", "text", "text", "text", "boolean", "timestamptz",
+)  # fmt: skip
+
+
+def _instruments_upsert(rows: list[InstrumentRow], loaded_at: datetime) -> None:
+    """INSERT .. ON CONFLICT DO UPDATE for the whole dump in few statements.
+
+    The ORM's bulk_create took ~8 s for the 40k-row dump, and psycopg's client-side binding
+    of one huge multi-row VALUES took ~12 s, so PostgreSQL gets one statement over
+    ``unnest`` of column arrays and SQLite gets multi-row VALUES within its parameter limit.
+    """
+    ops = connection.ops
+    columns = [ops.quote_name(column) for column in (*KITE_HEADER, "is_active", "loaded_at")]
+    keys = (ops.quote_name("exchange"), ops.quote_name("tradingsymbol"))
+    updates = ", ".join(f"{name} = excluded.{name}" for name in columns if name not in keys)
+    head = f"INSERT INTO {ops.quote_name(Instrument._meta.db_table)} ({', '.join(columns)}) "
+    tail = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    stamp = ops.adapt_datetimefield_value(loaded_at)
+    records = [(*_db_values(row, ops), True, stamp) for row in rows]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{kind}[]" for kind in _PG_ARRAY_TYPES)
+            columns_of_values = [list(column) for column in zip(*records, strict=True)]
+            # Identifiers come from model metadata, values are bound: no injection surface.
+            cursor.execute(f"{head}SELECT * FROM unnest({arrays}){tail}", columns_of_values)  # noqa: S608
+            return
+        per_statement = (connection.features.max_query_params or 999) // len(columns)
+        placeholder = f"({', '.join(['%s'] * len(columns))})"
+        for start in range(0, len(records), per_statement):
+            chunk = records[start : start + per_statement]
+            values = ", ".join([placeholder] * len(chunk))
+            params = [value for record in chunk for value in record]
+            cursor.execute(f"{head}VALUES {values}{tail}", params)
+
+
+def _db_values(row: InstrumentRow, ops: BaseDatabaseOperations) -> tuple[object, ...]:
+    return (
+        row.instrument_token,
+        row.exchange_token,
+        row.tradingsymbol,
+        row.name,
+        ops.adapt_decimalfield_value(row.last_price, 14, 4),
+        ops.adapt_datefield_value(row.expiry),
+        ops.adapt_decimalfield_value(row.strike, 14, 4),
+        ops.adapt_decimalfield_value(row.tick_size, 10, 4),
+        row.lot_size,
+        row.instrument_type,
+        row.segment,
+        row.exchange,
+    )
+
+
+def broker_account_set_token(
+    *, account: BrokerAccount, access_token: str, issued_at: datetime
+) -> BrokerAccount:
+    """Store a fresh daily access token; it expires at the next 06:00 IST."""
+    account.access_token = access_token
+    account.token_issued_at = issued_at
+    account.token_expires_at = access_token_expiry(issued_at)
+    account.health = BrokerAccount.Health.OK
+    account.health_reason = ""
+    account.health_changed_at = issued_at
+    account.full_clean()
+    account.save()
+    return account
+
+
+def broker_account_mark_health(
+    *, account: BrokerAccount, health: BrokerAccount.Health, reason: str, at: datetime
+) -> BrokerAccount:
+    """Record a health change (token expired, failing) with its reason, visible in admin."""
+    updated = BrokerAccount.objects.filter(pk=account.pk).update(
+        health=health, health_reason=reason[:255], health_changed_at=at
+    )
+    if updated != 1:
+        raise ApplicationError(f"Broker account {account.pk} no longer exists.", field="account")
+    account.refresh_from_db(fields=["health", "health_reason", "health_changed_at"])
+    return account
+
+
+def instruments_refresh_from_kite(*, account: BrokerAccount) -> InstrumentLoadResult:
+    """Fetch the full dump through the official client and load it."""
+    records = kite_client_for(account).instruments()
+    parsed = parse_records(records_from_client(records))
+    return instruments_load(rows=parsed.rows, errors=parsed.errors)
