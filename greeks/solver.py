@@ -146,11 +146,13 @@ def _halley_bracketed(
             hi = np.where(below, hi, s)
             step = -newton / (1.0 - 0.5 * newton * curvature)
             candidate = s + step
-            inside = (candidate > lo) & (candidate < hi)
+            # A step this small is rounding noise around the root: accept it even if it grazes a
+            # bracket end that the same noise just moved there.
+            tiny = (np.abs(step) <= STEP_TOLERANCE * s) | (f == 0.0)
+            inside = tiny | ((candidate > lo) & (candidate < hi))
             fallback = np.where(np.isfinite(hi), 0.5 * (lo + hi), 2.0 * s)
-            s_next = np.where(inside, candidate, fallback)
-            done = (f == 0.0) | (inside & (np.abs(step) <= STEP_TOLERANCE * s_next))
-            s_next = np.where(f == 0.0, s, s_next)
+            s_next = np.where(inside, np.where(f == 0.0, s, candidate), fallback)
+            done = tiny
             if done.any():
                 result[idx[done]] = s_next[done]
                 iterations[idx[done]] = it

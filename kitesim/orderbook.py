@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kitesim.errors import InputException, NetworkException, OrderException
 from kitesim.order_fills import match_price, stop_triggered
-from kitesim.order_rules import STOP_TYPES, OrderRequest, check_request, parse_modify
+from kitesim.order_rules import STOP_TYPES, OrderRequest, check_instrument, check_request, parse_modify
 from kitesim.positions import (
     Fill,
     MarginUse,
@@ -206,9 +206,10 @@ class OrderBook:
     # -- writes --------------------------------------------------------------------------------------
 
     def place(
-        self, request: OrderRequest, instrument: "SimInstrument", quote: "QuoteView | None", now: float
+        self, request: OrderRequest, instrument: "SimInstrument | None", quote: "QuoteView | None", now: float
     ) -> Order:
         """Validate and place; raises InputException (no order) or returns the order in its new state."""
+        instrument = check_instrument(instrument, now)
         check_request(request, instrument, quote.last_price if quote else None)
         order_id, exchange_order_id = self._ids.order_id(now)
         order = Order(order_id, exchange_order_id, request, instrument, self.account.user_id, now)

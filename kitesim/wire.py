@@ -125,7 +125,6 @@ def _encode_depth(out: np.ndarray, cols: TickColumns, rows: np.ndarray, div: np.
     depth["quantity"] = np.concatenate([cols.bid_qty[rows], cols.ask_qty[rows]], axis=1)
     depth["orders"] = np.concatenate([cols.bid_orders[rows], cols.ask_orders[rows]], axis=1)
     depth["pad"] = 0
-    out["depth"] = depth
 
 
 def _encode_quote(cols: TickColumns, rows: np.ndarray, full: bool) -> np.ndarray:

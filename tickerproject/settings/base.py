@@ -7,14 +7,14 @@ fails at import time with the variable's name (django-environ raises ImproperlyC
 from datetime import timedelta
 from pathlib import Path
 
-import environ
 from celery.schedules import crontab
 from kombu import Queue
 
+from tickerproject.settings.environment import env
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")

@@ -1,7 +1,7 @@
 """Production: secrets have no default; a missing one stops start-up naming the variable."""
 
 from tickerproject.settings.base import *  # noqa: F403
-from tickerproject.settings.base import env
+from tickerproject.settings.environment import env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")

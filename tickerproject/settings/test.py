@@ -1,7 +1,7 @@
 """Test settings: the same env, with fast hashing. DATABASE_URL picks SQLite or PostgreSQL."""
 
 from tickerproject.settings.base import *  # noqa: F403
-from tickerproject.settings.base import env
+from tickerproject.settings.environment import env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)

@@ -1,0 +1,286 @@
+"""The market: today's universe, its quote table stepped through simulated time, and candle history.
+
+The quote maths lives in :mod:`kitesim.model` (pure, vectorised); this class holds the session state,
+rolls to the next session when time crosses 15:30 IST, and answers the REST side's questions.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from kitesim.clock import IST
+from kitesim.model import (
+    Contracts,
+    Dynamics,
+    cumulative_volume,
+    evaluate,
+    fair_values,
+    opening_prices,
+    session_dynamics,
+    spot_at,
+    traded_prices,
+)
+from kitesim.paths import (
+    NiftyGbm,
+    NiftyPath,
+    NiftyReplay,
+    SessionPath,
+    is_trading_day,
+    session_close_epoch,
+    session_day,
+    session_open_epoch,
+    sessions_for,
+)
+from kitesim.pricing import SECONDS_PER_YEAR, forward_price, round_to_tick
+from kitesim.universe import UNDERLYINGS, Universe, universe_from_csv, universe_generate
+from kitesim.wire import TickColumns
+
+Candle = tuple[float, float, float, float, float, int, int]
+UniverseFactory = Callable[[date, Mapping[str, float]], Universe]
+INTERVAL_MINUTES = {
+    "minute": 1, "3minute": 3, "5minute": 5, "10minute": 10, "15minute": 15, "30minute": 30,
+    "60minute": 60, "day": 0,
+}
+BAR_KNOTS = np.array([0.0, 15.0, 35.0, 55.0])
+MINUTES_PER_SESSION = 375
+# Fields whose change makes a tick worth sending (the exchange timestamp alone does not).
+CHANGE_FIELDS = ("last", "volume", "oi", "buy_qty", "sell_qty", "bid_price", "bid_qty", "bid_orders",
+                 "ask_price", "ask_qty", "ask_orders")
+
+
+@dataclass(slots=True)
+class DepthLevel:
+    price: float
+    quantity: int
+    orders: int
+
+
+@dataclass(slots=True)
+class Quote:
+    last_price: float
+    last_traded_quantity: int
+    average_traded_price: float
+    volume: int
+    buy_quantity: int
+    sell_quantity: int
+    open: float
+    high: float
+    low: float
+    close: float
+    last_trade_time: float
+    oi: int
+    oi_day_high: int
+    oi_day_low: int
+    timestamp: float
+    bids: list[DepthLevel]
+    asks: list[DepthLevel]
+
+
+def _depth(prices: np.ndarray, quantities: np.ndarray, orders: np.ndarray) -> list[DepthLevel]:
+    return [DepthLevel(float(p), int(q), int(o)) for p, q, o in zip(prices, quantities, orders, strict=True)]
+
+
+def _changed(before: TickColumns, after: TickColumns) -> np.ndarray:
+    changed = np.zeros(after.token.size, dtype=bool)
+    for name in CHANGE_FIELDS:
+        diff = getattr(before, name) != getattr(after, name)
+        changed |= diff.any(axis=1) if diff.ndim == 2 else diff
+    return changed
+
+
+class Market:
+    """Quotes for every instrument of the current session, advanced with :meth:`step`."""
+
+    def __init__(self, universe_factory: UniverseFactory, nifty: NiftyPath, seed: int, start_epoch: float):
+        self.seed = seed
+        self.generation = 0
+        self.now = start_epoch
+        self._factory = universe_factory
+        self._nifty = nifty
+        self._paths_cache: dict[date, list[SessionPath]] = {}
+        self.ltp_changed = np.zeros(0, dtype=bool)
+        self._open_session(session_day(start_epoch))
+        self.advance(start_epoch)
+
+    # --- session -----------------------------------------------------------------------------
+
+    def _paths(self, day: date) -> list[SessionPath]:
+        if day not in self._paths_cache:
+            if len(self._paths_cache) > 64:
+                self._paths_cache.clear()
+            self._paths_cache[day] = sessions_for(self._nifty, day, self.seed)
+        return self._paths_cache[day]
+
+    def _open_session(self, day: date) -> None:
+        self.session = day
+        self.paths = self._paths(day)
+        self.universe = self._factory(day, {n: p.open for n, p in zip(UNDERLYINGS, self.paths, strict=True)})
+        instruments = self.universe.all()
+        self.rows = {inst.instrument_token: row for row, inst in enumerate(instruments)}
+        self.contracts = Contracts.from_instruments(instruments)
+        self.dynamics: Dynamics = session_dynamics(self.contracts, self.paths, self.seed)
+        self.table = TickColumns.for_tokens(self.contracts.tokens)
+        self.table.open[:], self.table.close[:] = opening_prices(self.contracts, self.paths, self.seed)
+        self.table.high[:] = self.table.low[:] = self.table.open
+        self.generation += 1
+
+    # --- stepping ----------------------------------------------------------------------------
+
+    def advance(self, now: float) -> np.ndarray:
+        """Move to simulated epoch ``now``; a boolean mask of rows whose quote changed.
+
+        ``self.ltp_changed`` is set alongside: the rows whose last price changed (ltp-mode ticks).
+        """
+        self.now = now
+        day = session_day(now)
+        rolled = day != self.session
+        if rolled:
+            self._open_session(day)
+        before = self.table.copy()
+        evaluate(self.table, self.contracts, self.dynamics, self.paths, now, self.seed)
+        self._update_day_range()
+        if rolled:
+            self.ltp_changed = np.ones(self.table.token.size, dtype=bool)
+            return self.ltp_changed.copy()
+        self.ltp_changed = before.last != self.table.last
+        return _changed(before, self.table)
+
+    def _update_day_range(self) -> None:
+        t, c = self.table, self.contracts
+        np.maximum(t.high, t.last, out=t.high)
+        np.minimum(t.low, t.last, out=t.low)
+        typical = round_to_tick((t.open + t.high + t.low + t.last) / 4.0, c.tick)
+        t.atp[:] = np.where(c.is_index, 0.0, typical)
+
+    def step(self, now: float) -> list[int]:
+        """Advance to ``now``; the tokens whose quote changed."""
+        changed = self.advance(now)
+        return self.table.token[changed].astype(int).tolist()
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def quote(self, token: int) -> Quote:
+        """The current quote; KeyError for a token not listed today."""
+        row, t = self.rows[token], self.table
+        return Quote(
+            last_price=float(t.last[row]), last_traded_quantity=int(t.ltq[row]),
+            average_traded_price=float(t.atp[row]), volume=int(t.volume[row]),
+            buy_quantity=int(t.buy_qty[row]), sell_quantity=int(t.sell_qty[row]),
+            open=float(t.open[row]), high=float(t.high[row]), low=float(t.low[row]),
+            close=float(t.close[row]), last_trade_time=float(t.ltt[row]), oi=int(t.oi[row]),
+            oi_day_high=int(t.oi_day_high[row]), oi_day_low=int(t.oi_day_low[row]),
+            timestamp=float(t.timestamp[row]),
+            bids=_depth(t.bid_price[row], t.bid_qty[row], t.bid_orders[row]),
+            asks=_depth(t.ask_price[row], t.ask_qty[row], t.ask_orders[row]),
+        )
+
+    def spot(self, underlying: str) -> float:
+        path = self.paths[list(UNDERLYINGS).index(underlying)]
+        return float(path.at(min(max(self.now, path.times[0]), path.times[-1])))
+
+    def forward(self, underlying: str, expiry: date) -> float:
+        """The model forward for ``expiry`` (15:30 IST) at the last stepped time."""
+        expiry_epoch = session_close_epoch(expiry)
+        years = max(expiry_epoch - self.now, 0.0) / SECONDS_PER_YEAR
+        return float(forward_price(np.array(self.spot(underlying)), np.array(years)))
+
+    # --- history -----------------------------------------------------------------------------
+
+    def candles(self, token: int, interval: str, start: float, end: float) -> list[Candle]:
+        """Kite-style candles over [start, end], market hours only, never past the simulated now."""
+        minutes = INTERVAL_MINUTES[interval]
+        inst = self.universe.by_token(token)
+        if inst is None:
+            raise KeyError(token)
+        one = self.contracts.take(np.array([self.rows[token]]))
+        out: list[Candle] = []
+        for day in self._history_days(start, min(end, self.now), inst.expiry):
+            bars = self._minute_bars(one, day)
+            out.extend(_day_candle(day, bars) if minutes == 0 else _aggregate(bars, minutes))
+        if minutes == 0:
+            return out
+        return [c for c in out if start <= c[0] <= end]
+
+    def _history_days(self, start: float, end: float, expiry: date | None) -> list[date]:
+        first = datetime.fromtimestamp(start, IST).date()
+        last = min(datetime.fromtimestamp(end, IST).date(), self.session)
+        if expiry is not None:
+            last = min(last, expiry)
+        days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+        return [d for d in days if is_trading_day(d) and session_open_epoch(d) <= end]
+
+    def _minute_bars(self, one: Contracts, day: date) -> np.ndarray:
+        """Rows of (start, open, high, low, close, volume, oi) for the day's minutes up to now."""
+        paths = self._paths(day)
+        starts = session_open_epoch(day) + 60.0 * np.arange(MINUTES_PER_SESSION)
+        starts = starts[starts <= self.now]
+        knots = np.minimum(starts[:, None] + BAR_KNOTS, self.now).ravel()
+        many = one.take(np.zeros(knots.size, dtype=np.intp))
+        prices = traded_prices(many, fair_values(many, spot_at(many, paths, knots), knots, self.seed))
+        prices = prices.reshape(-1, BAR_KNOTS.size)
+        dyn = session_dynamics(one, paths, self.seed)
+        ends = np.minimum(starts + 60.0, self.now)
+        volume = self._volume_between(one, dyn, starts, ends)
+        oi = one.lot[0] * (dyn.oi_base[0] + np.floor(dyn.oi_rate[0] * (ends - dyn.open_epoch)))
+        return np.column_stack(
+            [starts, prices[:, 0], prices.max(axis=1), prices.min(axis=1), prices[:, -1], volume, oi]
+        )
+
+    def _volume_between(self, one: Contracts, dyn: Dynamics, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        many = one.take(np.zeros(starts.size, dtype=np.intp))
+        rate, offset = dyn.trade_rate[0], dyn.trade_offset[0]
+        trades_end = np.floor(rate * (ends - dyn.open_epoch) + offset)
+        trades_start = np.floor(rate * (starts - dyn.open_epoch) + offset)
+        # The opening trade (at 09:15:00) belongs to the first minute.
+        trades_start = np.where(starts <= dyn.open_epoch, 0.0, trades_start)
+        return cumulative_volume(self.seed, many, trades_end) - cumulative_volume(self.seed, many, trades_start)
+
+
+def _as_candle(row: np.ndarray) -> Candle:
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]), int(row[5]), int(row[6]))
+
+
+def _aggregate(bars: np.ndarray, minutes: int) -> list[Candle]:
+    if bars.size == 0:
+        return []
+    starts = np.flatnonzero(np.arange(len(bars)) % minutes == 0)
+    ends = np.append(starts[1:], len(bars)) - 1
+    merged = np.column_stack([
+        bars[starts, 0], bars[starts, 1], np.maximum.reduceat(bars[:, 2], starts),
+        np.minimum.reduceat(bars[:, 3], starts), bars[ends, 4], np.add.reduceat(bars[:, 5], starts),
+        bars[ends, 6],
+    ])
+    return [_as_candle(row) for row in merged]
+
+
+def _day_candle(day: date, bars: np.ndarray) -> list[Candle]:
+    if bars.size == 0:
+        return []
+    midnight = datetime.combine(day, datetime.min.time(), tzinfo=IST).timestamp()
+    row = [midnight, bars[0, 1], bars[:, 2].max(), bars[:, 3].min(), bars[-1, 4], bars[:, 5].sum(), bars[-1, 6]]
+    return [_as_candle(np.array(row))]
+
+
+def market_build(
+    seed: int,
+    start_epoch: float,
+    *,
+    path: str = "replay",
+    instruments_csv: Path | None = None,
+    strikes_each_side: int = 40,
+) -> Market:
+    """A market on the recorded NIFTY path (``path="replay"``) or a seeded GBM (``"gbm"``)."""
+    if path not in ("replay", "gbm"):
+        raise ValueError(f"path must be 'replay' or 'gbm', got {path!r}")
+    nifty: NiftyPath = NiftyReplay() if path == "replay" else NiftyGbm(seed)
+
+    def factory(day: date, levels: Mapping[str, float]) -> Universe:
+        if instruments_csv is not None:
+            return universe_from_csv(instruments_csv, day)
+        # Replay stays near the reference level, so keep the default strikes: stable across days.
+        return universe_generate(day, levels=levels if path == "gbm" else None, strikes_each_side=strikes_each_side)
+
+    return Market(factory, nifty, seed, start_epoch)

@@ -1,0 +1,227 @@
+"""The vectorised quote model: per-instrument fair values, trades, depth and OI as pure functions of time.
+
+Every field except the day's high/low is a pure function of (seed, instrument, time), so two markets
+with the same seed agree at any simulated instant. Quotes move on a per-instrument half-second grid
+(Kite sends at most ~2 ticks a second per instrument), phase-shifted so instruments do not tick in
+lock-step.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+import numpy as np
+
+from kitesim.clock import IST
+from kitesim.paths import SESSION_CLOSE, SessionPath, previous_trading_day, session_close_epoch
+from kitesim.pricing import (
+    SECONDS_PER_YEAR,
+    atm_vol,
+    black76,
+    forward_price,
+    mix64,
+    round_to_tick,
+    smile_vol,
+    uniform01,
+)
+from kitesim.universe import UNDERLYINGS, SimInstrument
+from kitesim.wire import DEPTH_LEVELS, TickColumns
+
+KIND_INDEX, KIND_FUT, KIND_CE, KIND_PE = 0, 1, 2, 3
+KIND_CODES = {"EQ": KIND_INDEX, "FUT": KIND_FUT, "CE": KIND_CE, "PE": KIND_PE}
+SLOT_SECONDS = 0.5
+INDEX_DECIMALS = 2
+FUTURES_BASIS = 0.0003
+SALT_PHASE, SALT_RATE, SALT_OFFSET, SALT_BOOK, SALT_OI, SALT_VOLUME, SALT_DEPTH, SALT_TOTAL = range(1, 9)
+
+
+@dataclass(slots=True)
+class Contracts:
+    """Static per-row facts of the instruments being priced."""
+
+    tokens: np.ndarray
+    und: np.ndarray
+    kind: np.ndarray
+    strike: np.ndarray
+    expiry_epoch: np.ndarray
+    tick: np.ndarray
+    lot: np.ndarray
+
+    @classmethod
+    def from_instruments(cls, instruments: Sequence[SimInstrument]) -> "Contracts":
+        names = list(UNDERLYINGS)
+        expiry = [
+            datetime.combine(i.expiry, SESSION_CLOSE, tzinfo=IST).timestamp() if i.expiry else np.inf
+            for i in instruments
+        ]
+        return cls(
+            tokens=np.array([i.instrument_token for i in instruments], dtype=np.uint64),
+            und=np.array([names.index(i.underlying) for i in instruments], dtype=np.intp),
+            kind=np.array([KIND_CODES[i.instrument_type] for i in instruments], dtype=np.int8),
+            strike=np.array([i.strike for i in instruments], dtype=float),
+            expiry_epoch=np.array(expiry, dtype=float),
+            tick=np.array([i.tick_size or 0.05 for i in instruments], dtype=float),
+            lot=np.array([i.lot_size for i in instruments], dtype=float),
+        )
+
+    def take(self, rows: np.ndarray) -> "Contracts":
+        return Contracts(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    @property
+    def is_option(self) -> np.ndarray:
+        return self.kind >= KIND_CE
+
+    @property
+    def is_index(self) -> np.ndarray:
+        return self.kind == KIND_INDEX
+
+
+def spot_at(c: Contracts, paths: Sequence[SessionPath], epochs: np.ndarray) -> np.ndarray:
+    out = np.empty(c.und.size)
+    for code, path in enumerate(paths):
+        mask = c.und == code
+        if mask.any():
+            out[mask] = path.at(epochs[mask] if np.ndim(epochs) else epochs)
+    return out
+
+
+def fair_values(c: Contracts, spot: np.ndarray, epochs: np.ndarray | float, seed: int) -> np.ndarray:
+    """Index level, futures at the forward plus a little basis, options by Black-76 on the smile."""
+    years = (c.expiry_epoch - epochs) / SECONDS_PER_YEAR
+    out = spot.astype(float).copy()
+    fut, opt = c.kind == KIND_FUT, c.is_option
+    if fut.any():
+        basis = FUTURES_BASIS * np.sin(np.asarray(epochs, float) / 900.0 + uniform01(seed, c.tokens) * 6.3)
+        out[fut] = (forward_price(spot, years) * (1.0 + basis))[fut]
+    if opt.any():
+        fwd = forward_price(spot[opt], years[opt])
+        vol = smile_vol(c.strike[opt], fwd, years[opt])
+        out[opt] = black76(fwd, c.strike[opt], years[opt], vol, c.kind[opt] == KIND_CE)
+    return out
+
+
+def traded_prices(c: Contracts, fair: np.ndarray) -> np.ndarray:
+    """On the tick grid; options never below one tick; index levels to 2 decimals."""
+    rounded = np.maximum(round_to_tick(fair, c.tick), np.where(c.is_option, c.tick, 0.0))
+    return np.where(c.is_index, np.round(fair, INDEX_DECIMALS), rounded)
+
+
+@dataclass(slots=True)
+class Dynamics:
+    """Per-row processes of one session: trades, book refreshes and open interest."""
+
+    open_epoch: float
+    phase: np.ndarray
+    trade_rate: np.ndarray
+    trade_offset: np.ndarray
+    book_rate: np.ndarray
+    book_offset: np.ndarray
+    oi_base: np.ndarray
+    oi_rate: np.ndarray
+    spread_ticks: np.ndarray
+
+    def slot_times(self, now: float, close_epoch: float) -> np.ndarray:
+        since = min(max(now, self.open_epoch), close_epoch) - self.open_epoch
+        slots = np.floor((since + self.phase) / SLOT_SECONDS) * SLOT_SECONDS - self.phase
+        return self.open_epoch + np.maximum(slots, 0.0)
+
+    def trades(self, epochs: np.ndarray) -> np.ndarray:
+        return np.floor(self.trade_rate * (epochs - self.open_epoch) + self.trade_offset)
+
+    def last_trade_epoch(self, trades: np.ndarray) -> np.ndarray:
+        rate = np.where(self.trade_rate > 0, self.trade_rate, 1.0)
+        return self.open_epoch + np.maximum((trades - self.trade_offset) / rate, 0.0)
+
+
+def liquidity(c: Contracts, spot: np.ndarray, epoch: float) -> np.ndarray:
+    """1 at the money and for futures, falling with standardised distance from the forward."""
+    years = np.maximum((c.expiry_epoch - epoch) / SECONDS_PER_YEAR, 1e-6)
+    fwd = forward_price(spot, np.where(np.isfinite(years), years, 0.0))
+    z = np.abs(np.log(np.where(c.strike > 0, c.strike, fwd) / fwd)) / (atm_vol(years) * np.sqrt(years))
+    liq = np.where(c.is_option, np.exp(-0.5 * (z / 1.5) ** 2), 1.0)
+    return np.where(c.is_index, 0.0, liq)
+
+
+def session_dynamics(c: Contracts, paths: Sequence[SessionPath], seed: int) -> Dynamics:
+    open_epoch = float(paths[0].times[0])
+    spot = spot_at(c, paths, np.full(c.und.size, open_epoch))
+    liq = liquidity(c, spot, open_epoch)
+    fair = fair_values(c, spot, open_epoch, seed)
+    tradable = ~c.is_index
+    trade_rate = np.where(tradable, 1 / 600 + 1.2 * liq * (0.5 + 0.5 * uniform01(seed, c.tokens, SALT_RATE)), 0)
+    spread = np.clip(np.round(fair * (0.001 + 0.01 * (1 - liq)) / c.tick), 1, 40)
+    return Dynamics(
+        open_epoch=open_epoch,
+        phase=uniform01(seed, c.tokens, SALT_PHASE) * SLOT_SECONDS,
+        trade_rate=trade_rate,
+        trade_offset=1.0 + uniform01(seed, c.tokens, SALT_OFFSET),
+        book_rate=np.where(tradable, np.minimum(0.15 + 3.0 * trade_rate, 1.9), 0.0),
+        book_offset=uniform01(seed, c.tokens, SALT_BOOK),
+        oi_base=np.where(tradable, np.round(200 + 20_000 * liq * uniform01(seed, c.tokens, SALT_OI)), 0),
+        oi_rate=0.3 * trade_rate,
+        spread_ticks=spread,
+    )
+
+
+def cumulative_volume(seed: int, c: Contracts, trades: np.ndarray) -> np.ndarray:
+    """Strictly increasing in the trade count: lot * (4n + w(n)) with w in 0..3."""
+    wobble = (mix64(seed, c.tokens, trades.astype(np.int64), SALT_VOLUME) % np.uint64(4)).astype(float)
+    return np.where(c.is_index | (trades <= 0), 0.0, c.lot * (4 * trades + wobble))
+
+
+def fill_depth(
+    cols: TickColumns, c: Contracts, d: Dynamics, fair: np.ndarray, epochs: np.ndarray, seed: int
+) -> None:
+    """Five bid and five ask levels on the tick grid around ``fair``; quantities refresh per book version."""
+    version = np.floor(d.book_rate * (epochs - d.open_epoch) + d.book_offset).astype(np.int64)
+    bid_top = np.floor(fair / c.tick - d.spread_ticks / 2.0)
+    steps = np.arange(DEPTH_LEVELS)
+    bid_ticks = bid_top[:, None] - steps
+    ask_ticks = bid_top[:, None] + d.spread_ticks[:, None] + steps
+    live_bid = (bid_ticks >= 1) & ~c.is_index[:, None]
+    live_ask = np.broadcast_to(~c.is_index[:, None], ask_ticks.shape)
+    levels = np.arange(2 * DEPTH_LEVELS)
+    noise = mix64(seed, c.tokens[:, None], version[:, None], levels, SALT_DEPTH)
+    lots = 1 + (noise % np.uint64(30)).astype(float)
+    orders = 1 + ((noise >> np.uint64(20)) % np.minimum(lots, 12).astype(np.uint64)).astype(float)
+    qty = lots * c.lot[:, None]
+    cols.bid_price[:] = np.where(live_bid, np.round(bid_ticks * c.tick[:, None], 2), 0.0)
+    cols.ask_price[:] = np.where(live_ask, np.round(ask_ticks * c.tick[:, None], 2), 0.0)
+    cols.bid_qty[:] = np.where(live_bid, qty[:, :DEPTH_LEVELS], 0)
+    cols.ask_qty[:] = np.where(live_ask, qty[:, DEPTH_LEVELS:], 0)
+    cols.bid_orders[:] = np.where(live_bid, orders[:, :DEPTH_LEVELS], 0)
+    cols.ask_orders[:] = np.where(live_ask, orders[:, DEPTH_LEVELS:], 0)
+    total = 3 + (mix64(seed, c.tokens, version, SALT_TOTAL) % np.uint64(8)).astype(float)
+    cols.buy_qty[:] = cols.bid_qty.sum(axis=1) * total
+    cols.sell_qty[:] = cols.ask_qty.sum(axis=1) * total
+
+
+def evaluate(
+    cols: TickColumns, c: Contracts, d: Dynamics, paths: Sequence[SessionPath], now: float, seed: int
+) -> None:
+    """Write every pure-in-time field of ``cols`` for simulated time ``now``."""
+    slot = d.slot_times(now, session_close_epoch(paths[0].day))
+    fair_slot = fair_values(c, spot_at(c, paths, slot), slot, seed)
+    trades = np.where(c.is_index, 0.0, d.trades(slot))
+    traded_at = np.where(c.is_index, slot, d.last_trade_epoch(trades))
+    fair_trade = fair_values(c, spot_at(c, paths, traded_at), traded_at, seed)
+    cols.last[:] = traded_prices(c, np.where(c.is_index, fair_slot, fair_trade))
+    cols.volume[:] = cumulative_volume(seed, c, trades)
+    cols.ltq[:] = cols.volume - cumulative_volume(seed, c, trades - 1)
+    cols.ltt[:] = np.floor(traded_at)
+    cols.timestamp[:] = np.floor(slot)
+    cols.oi[:] = c.lot * (d.oi_base + np.floor(d.oi_rate * (slot - d.open_epoch)))
+    cols.oi_day_low[:] = c.lot * d.oi_base
+    cols.oi_day_high[:] = cols.oi
+    fill_depth(cols, c, d, fair_slot, slot, seed)
+
+
+def opening_prices(c: Contracts, paths: Sequence[SessionPath], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(today's open, previous close) per row; the close is priced at the previous session's 15:30."""
+    open_epoch = float(paths[0].times[0])
+    open_spot = spot_at(c, paths, np.full(c.und.size, open_epoch))
+    day_open = traded_prices(c, fair_values(c, open_spot, open_epoch, seed))
+    prev_spot = np.array([paths[code].prev_close for code in c.und])
+    prev_epoch = session_close_epoch(previous_trading_day(paths[0].day))
+    prev_close = traded_prices(c, fair_values(c, prev_spot, prev_epoch, seed))
+    return day_open, prev_close

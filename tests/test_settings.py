@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def _import_settings(module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "FIELD_"))}
+    return subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_production_refuses_to_start_without_its_secret_key_naming_it() -> None:
+    result = _import_settings("tickerproject.settings.production")
+
+    assert result.returncode != 0
+    assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [("DJANGO_DEBUG", "maybe"), ("KITE_HTTP_TIMEOUT", "soon")])
+def test_a_malformed_value_fails_at_start_up_naming_the_variable(name: str, value: str) -> None:
+    result = _import_settings("tickerproject.settings.base", **{name: value})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name}" in result.stderr
+
+
+def test_production_starts_when_every_secret_is_given() -> None:
+    result = _import_settings(
+        "tickerproject.settings.production",
+        DJANGO_SECRET_KEY="x" * 50,
+        FIELD_ENCRYPTION_KEYS="pqO0tBm8n0Ch7d1y1NVtPAb7JxCkz6qs2WbH6cXbqfE=",
+        DATABASE_URL="postgres://u@127.0.0.1:5432/db",
+        DJANGO_ALLOWED_HOSTS="ticker.example",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+
+    assert result.returncode == 0, result.stderr
