@@ -236,7 +236,8 @@ class Market:
         trades_start = np.floor(rate * (starts - dyn.open_epoch) + offset)
         # The opening trade (at 09:15:00) belongs to the first minute.
         trades_start = np.where(starts <= dyn.open_epoch, 0.0, trades_start)
-        return cumulative_volume(self.seed, many, trades_end) - cumulative_volume(self.seed, many, trades_start)
+        dyn_many = dyn.take(np.zeros(starts.size, dtype=np.intp))
+        return cumulative_volume(many, dyn_many, trades_end) - cumulative_volume(many, dyn_many, trades_start)
 
 
 def _as_candle(row: np.ndarray) -> Candle:

@@ -19,6 +19,7 @@ from kitesim.pricing import (
     atm_vol,
     black76,
     forward_price,
+    derive64,
     mix64,
     round_to_tick,
     smile_vol,
@@ -32,7 +33,8 @@ KIND_CODES = {"EQ": KIND_INDEX, "FUT": KIND_FUT, "CE": KIND_CE, "PE": KIND_PE}
 SLOT_SECONDS = 0.5
 INDEX_DECIMALS = 2
 FUTURES_BASIS = 0.0003
-SALT_PHASE, SALT_RATE, SALT_OFFSET, SALT_BOOK, SALT_OI, SALT_VOLUME, SALT_DEPTH, SALT_TOTAL = range(1, 9)
+SALT_PHASE, SALT_RATE, SALT_OFFSET, SALT_BOOK, SALT_OI, SALT_VOLUME, SALT_TOTAL = range(1, 8)
+SALT_DEPTH = 100
 
 
 @dataclass(slots=True)
@@ -91,8 +93,9 @@ def fair_values(c: Contracts, spot: np.ndarray, epochs: np.ndarray | float, seed
     out = spot.astype(float).copy()
     fut, opt = c.kind == KIND_FUT, c.is_option
     if fut.any():
-        basis = FUTURES_BASIS * np.sin(np.asarray(epochs, float) / 900.0 + uniform01(seed, c.tokens) * 6.3)
-        out[fut] = (forward_price(spot, years) * (1.0 + basis))[fut]
+        when = np.broadcast_to(np.asarray(epochs, float), spot.shape)[fut]
+        basis = FUTURES_BASIS * np.sin(when / 900.0 + uniform01(seed, c.tokens[fut]) * 6.3)
+        out[fut] = forward_price(spot[fut], years[fut]) * (1.0 + basis)
     if opt.any():
         fwd = forward_price(spot[opt], years[opt])
         vol = smile_vol(c.strike[opt], fwd, years[opt])
@@ -119,6 +122,11 @@ class Dynamics:
     oi_base: np.ndarray
     oi_rate: np.ndarray
     spread_ticks: np.ndarray
+    token_key: np.ndarray  # mix64(seed, token): the per-instrument root of every noise draw
+
+    def take(self, rows: np.ndarray) -> "Dynamics":
+        picked = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Dynamics(**{k: v if k == "open_epoch" else v[rows] for k, v in picked.items()})
 
     def slot_times(self, now: float, close_epoch: float) -> np.ndarray:
         since = min(max(now, self.open_epoch), close_epoch) - self.open_epoch
@@ -160,18 +168,18 @@ def session_dynamics(c: Contracts, paths: Sequence[SessionPath], seed: int) -> D
         oi_base=np.where(tradable, np.round(200 + 20_000 * liq * uniform01(seed, c.tokens, SALT_OI)), 0),
         oi_rate=0.3 * trade_rate,
         spread_ticks=spread,
+        token_key=mix64(seed, c.tokens),
     )
 
 
-def cumulative_volume(seed: int, c: Contracts, trades: np.ndarray) -> np.ndarray:
+def cumulative_volume(c: Contracts, d: Dynamics, trades: np.ndarray) -> np.ndarray:
     """Strictly increasing in the trade count: lot * (4n + w(n)) with w in 0..3."""
-    wobble = (mix64(seed, c.tokens, trades.astype(np.int64), SALT_VOLUME) % np.uint64(4)).astype(float)
+    key = derive64(d.token_key, SALT_VOLUME)
+    wobble = (derive64(key, trades.astype(np.int64)) % np.uint64(4)).astype(float)
     return np.where(c.is_index | (trades <= 0), 0.0, c.lot * (4 * trades + wobble))
 
 
-def fill_depth(
-    cols: TickColumns, c: Contracts, d: Dynamics, fair: np.ndarray, epochs: np.ndarray, seed: int
-) -> None:
+def fill_depth(cols: TickColumns, c: Contracts, d: Dynamics, fair: np.ndarray, epochs: np.ndarray) -> None:
     """Five bid and five ask levels on the tick grid around ``fair``; quantities refresh per book version."""
     version = np.floor(d.book_rate * (epochs - d.open_epoch) + d.book_offset).astype(np.int64)
     bid_top = np.floor(fair / c.tick - d.spread_ticks / 2.0)
@@ -180,8 +188,8 @@ def fill_depth(
     ask_ticks = bid_top[:, None] + d.spread_ticks[:, None] + steps
     live_bid = (bid_ticks >= 1) & ~c.is_index[:, None]
     live_ask = np.broadcast_to(~c.is_index[:, None], ask_ticks.shape)
-    levels = np.arange(2 * DEPTH_LEVELS)
-    noise = mix64(seed, c.tokens[:, None], version[:, None], levels, SALT_DEPTH)
+    book_key = derive64(d.token_key, version)
+    noise = derive64(book_key[:, None], np.arange(2 * DEPTH_LEVELS) + SALT_DEPTH)
     lots = 1 + (noise % np.uint64(30)).astype(float)
     orders = 1 + ((noise >> np.uint64(20)) % np.minimum(lots, 12).astype(np.uint64)).astype(float)
     qty = lots * c.lot[:, None]
@@ -191,7 +199,7 @@ def fill_depth(
     cols.ask_qty[:] = np.where(live_ask, qty[:, DEPTH_LEVELS:], 0)
     cols.bid_orders[:] = np.where(live_bid, orders[:, :DEPTH_LEVELS], 0)
     cols.ask_orders[:] = np.where(live_ask, orders[:, DEPTH_LEVELS:], 0)
-    total = 3 + (mix64(seed, c.tokens, version, SALT_TOTAL) % np.uint64(8)).astype(float)
+    total = 3 + (derive64(book_key, SALT_TOTAL) % np.uint64(8)).astype(float)
     cols.buy_qty[:] = cols.bid_qty.sum(axis=1) * total
     cols.sell_qty[:] = cols.ask_qty.sum(axis=1) * total
 
@@ -206,14 +214,14 @@ def evaluate(
     traded_at = np.where(c.is_index, slot, d.last_trade_epoch(trades))
     fair_trade = fair_values(c, spot_at(c, paths, traded_at), traded_at, seed)
     cols.last[:] = traded_prices(c, np.where(c.is_index, fair_slot, fair_trade))
-    cols.volume[:] = cumulative_volume(seed, c, trades)
-    cols.ltq[:] = cols.volume - cumulative_volume(seed, c, trades - 1)
+    cols.volume[:] = cumulative_volume(c, d, trades)
+    cols.ltq[:] = cols.volume - cumulative_volume(c, d, trades - 1)
     cols.ltt[:] = np.floor(traded_at)
     cols.timestamp[:] = np.floor(slot)
     cols.oi[:] = c.lot * (d.oi_base + np.floor(d.oi_rate * (slot - d.open_epoch)))
     cols.oi_day_low[:] = c.lot * d.oi_base
     cols.oi_day_high[:] = cols.oi
-    fill_depth(cols, c, d, fair_slot, slot, seed)
+    fill_depth(cols, c, d, fair_slot, slot)
 
 
 def opening_prices(c: Contracts, paths: Sequence[SessionPath], seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -62,5 +62,14 @@ def mix64(*parts: np.ndarray | int) -> np.ndarray:
     return state
 
 
+def derive64(base: np.ndarray, salt: np.ndarray | int) -> np.ndarray:
+    """A cheap second hash of an already mixed ``base`` (one multiply), e.g. per depth level."""
+    with np.errstate(over="ignore"):
+        x = (base ^ (np.asarray(salt).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) * np.uint64(
+            0xBF58476D1CE4E5B9
+        )
+        return x ^ (x >> np.uint64(31))
+
+
 def uniform01(*parts: np.ndarray | int) -> np.ndarray:
     return (mix64(*parts) >> np.uint64(11)).astype(np.float64) / float(1 << 53)

@@ -1,4 +1,4 @@
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import factory
@@ -32,7 +32,7 @@ class OptionFactory(factory.django.DjangoModelFactory):
         model = Instrument
 
     name = "NIFTY"
-    expiry = factory.LazyFunction(lambda: date.today() + timedelta(days=7))
+    expiry = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=7))
     strike = Decimal("25000")
     instrument_type = Instrument.Type.CE
     exchange_token = factory.Sequence(lambda n: 10_000 + n)

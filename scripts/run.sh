@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make run`: Redis, migrations, the whole Procfile against kitesim, then the demo seed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+export WEB_PORT="${WEB_PORT:-8000}" KITESIM_PORT="${KITESIM_PORT:-8765}" FLOWER_PORT="${FLOWER_PORT:-5555}"
+export KITE_ROOT="${KITE_ROOT:-http://127.0.0.1:$KITESIM_PORT}"
+mkdir -p var
+
+python scripts/ensure_redis.py
+python manage.py migrate --no-input -v 0
+
+honcho start &
+honcho_pid=$!
+trap 'kill -TERM "$honcho_pid" 2>/dev/null; wait "$honcho_pid"' INT TERM EXIT
+
+python scripts/wait_for.py "$KITE_ROOT/_sim/state" "http://127.0.0.1:$WEB_PORT/healthz"
+python manage.py demo_seed
+
+cat <<TXT
+
+  Ticker Service is running (Ctrl-C stops every process).
+    Admin      http://127.0.0.1:$WEB_PORT/admin/     user admin / password admin
+    API docs   http://127.0.0.1:$WEB_PORT/api/docs/
+    Health     http://127.0.0.1:$WEB_PORT/healthz
+    Flower     http://127.0.0.1:$FLOWER_PORT/
+    kitesim    $KITE_ROOT  (api_key demo, api_secret demosecret, access_token demotoken)
+  An API key for scripts: python manage.py issue_api_key admin
+
+TXT
+wait "$honcho_pid"
