@@ -125,6 +125,7 @@ class Market:
         self.table = TickColumns.for_tokens(self.contracts.tokens)
         self.table.open[:], self.table.close[:] = opening_prices(self.contracts, self.paths, self.seed)
         self.table.high[:] = self.table.low[:] = self.table.open
+        self._slot = np.full(self.contracts.tokens.size, -np.inf)
         self.generation += 1
 
     # --- stepping ----------------------------------------------------------------------------
@@ -132,28 +133,42 @@ class Market:
     def advance(self, now: float) -> np.ndarray:
         """Move to simulated epoch ``now``; a boolean mask of rows whose quote changed.
 
-        ``self.ltp_changed`` is set alongside: the rows whose last price changed (ltp-mode ticks).
+        Only rows whose half-second slot moved are re-evaluated. ``self.ltp_changed`` is set
+        alongside: the rows whose last price changed (what ltp-mode subscribers get ticks for).
         """
         self.now = now
-        day = session_day(now)
-        rolled = day != self.session
+        rolled = session_day(now) != self.session
         if rolled:
-            self._open_session(day)
-        before = self.table.copy()
-        evaluate(self.table, self.contracts, self.dynamics, self.paths, now, self.seed)
-        self._update_day_range()
+            self._open_session(session_day(now))
+        slot = self.dynamics.slot_times(now, session_close_epoch(self.session))
+        due = np.flatnonzero(slot != self._slot)
+        self._slot = slot
+        changed = np.zeros(slot.size, dtype=bool)
+        self.ltp_changed = np.zeros(slot.size, dtype=bool)
+        if due.size:
+            changed[due], self.ltp_changed[due] = self._evaluate(due, slot[due])
         if rolled:
-            self.ltp_changed = np.ones(self.table.token.size, dtype=bool)
-            return self.ltp_changed.copy()
-        self.ltp_changed = before.last != self.table.last
-        return _changed(before, self.table)
+            changed[:] = self.ltp_changed[:] = True
+        return changed
 
-    def _update_day_range(self) -> None:
-        t, c = self.table, self.contracts
-        np.maximum(t.high, t.last, out=t.high)
-        np.minimum(t.low, t.last, out=t.low)
-        typical = round_to_tick((t.open + t.high + t.low + t.last) / 4.0, c.tick)
-        t.atp[:] = np.where(c.is_index, 0.0, typical)
+    def _evaluate(self, due: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if due.size == self._slot.size:  # every row: slices, no gathers
+            rows: np.ndarray | slice = slice(None)
+            contracts, dynamics = self.contracts, self.dynamics
+        else:
+            rows, contracts, dynamics = due, self.contracts.take(due), self.dynamics.take(due)
+        before = self.table.take(rows)
+        evaluate(self.table, rows, slot, contracts, dynamics, self.paths, self.seed)
+        after = self.table.take(rows)
+        self._update_day_range(rows, after, contracts)
+        return _changed(before, after), before.last != after.last
+
+    def _update_day_range(self, due: np.ndarray | slice, after: TickColumns, contracts: Contracts) -> None:
+        t = self.table
+        high = t.high[due] = np.maximum(after.high, after.last)
+        low = t.low[due] = np.minimum(after.low, after.last)
+        typical = round_to_tick((after.open + high + low + after.last) / 4.0, contracts.tick)
+        t.atp[due] = np.where(contracts.is_index, 0.0, typical)
 
     def step(self, now: float) -> list[int]:
         """Advance to ``now``; the tokens whose quote changed."""

@@ -157,7 +157,7 @@ def session_dynamics(c: Contracts, paths: Sequence[SessionPath], seed: int) -> D
     fair = fair_values(c, spot, open_epoch, seed)
     tradable = ~c.is_index
     trade_rate = np.where(tradable, 1 / 600 + 1.2 * liq * (0.5 + 0.5 * uniform01(seed, c.tokens, SALT_RATE)), 0)
-    spread = np.clip(np.round(fair * (0.001 + 0.01 * (1 - liq)) / c.tick), 1, 40)
+    spread = np.clip(np.round(fair * (0.0003 + 0.01 * (1 - liq)) / c.tick), 1, 10)
     return Dynamics(
         open_epoch=open_epoch,
         phase=uniform01(seed, c.tokens, SALT_PHASE) * SLOT_SECONDS,
@@ -179,49 +179,52 @@ def cumulative_volume(c: Contracts, d: Dynamics, trades: np.ndarray) -> np.ndarr
     return np.where(c.is_index | (trades <= 0), 0.0, c.lot * (4 * trades + wobble))
 
 
-def fill_depth(cols: TickColumns, c: Contracts, d: Dynamics, fair: np.ndarray, epochs: np.ndarray) -> None:
+def fill_depth(
+    cols: TickColumns, rows: np.ndarray | slice, c: Contracts, d: Dynamics, fair: np.ndarray, epochs: np.ndarray
+) -> None:
     """Five bid and five ask levels on the tick grid around ``fair``; quantities refresh per book version."""
     version = np.floor(d.book_rate * (epochs - d.open_epoch) + d.book_offset).astype(np.int64)
     bid_top = np.floor(fair / c.tick - d.spread_ticks / 2.0)
     steps = np.arange(DEPTH_LEVELS)
+    tick = c.tick[:, None]
     bid_ticks = bid_top[:, None] - steps
     ask_ticks = bid_top[:, None] + d.spread_ticks[:, None] + steps
-    live_bid = (bid_ticks >= 1) & ~c.is_index[:, None]
-    live_ask = np.broadcast_to(~c.is_index[:, None], ask_ticks.shape)
+    live = np.concatenate([bid_ticks >= 1, np.ones_like(ask_ticks, dtype=bool)], axis=1)
+    live &= ~c.is_index[:, None]
     book_key = derive64(d.token_key, version)
     noise = derive64(book_key[:, None], np.arange(2 * DEPTH_LEVELS) + SALT_DEPTH)
-    lots = 1 + (noise % np.uint64(30)).astype(float)
-    orders = 1 + ((noise >> np.uint64(20)) % np.minimum(lots, 12).astype(np.uint64)).astype(float)
+    lots = (1.0 + np.floor((noise >> np.uint64(40)).astype(float) * (30.0 / 2**24))) * live
+    share = (noise & np.uint64(0xFFFFF)).astype(float) / 2**20
+    orders = np.where(live, 1.0 + np.floor(share * np.minimum(lots, 12.0)), 0.0)
     qty = lots * c.lot[:, None]
-    cols.bid_price[:] = np.where(live_bid, np.round(bid_ticks * c.tick[:, None], 2), 0.0)
-    cols.ask_price[:] = np.where(live_ask, np.round(ask_ticks * c.tick[:, None], 2), 0.0)
-    cols.bid_qty[:] = np.where(live_bid, qty[:, :DEPTH_LEVELS], 0)
-    cols.ask_qty[:] = np.where(live_ask, qty[:, DEPTH_LEVELS:], 0)
-    cols.bid_orders[:] = np.where(live_bid, orders[:, :DEPTH_LEVELS], 0)
-    cols.ask_orders[:] = np.where(live_ask, orders[:, DEPTH_LEVELS:], 0)
-    total = 3 + (derive64(book_key, SALT_TOTAL) % np.uint64(8)).astype(float)
-    cols.buy_qty[:] = cols.bid_qty.sum(axis=1) * total
-    cols.sell_qty[:] = cols.ask_qty.sum(axis=1) * total
+    prices = np.round(np.concatenate([bid_ticks, ask_ticks], axis=1) * tick, 2) * live
+    cols.bid_price[rows], cols.ask_price[rows] = prices[:, :DEPTH_LEVELS], prices[:, DEPTH_LEVELS:]
+    cols.bid_qty[rows], cols.ask_qty[rows] = qty[:, :DEPTH_LEVELS], qty[:, DEPTH_LEVELS:]
+    cols.bid_orders[rows], cols.ask_orders[rows] = orders[:, :DEPTH_LEVELS], orders[:, DEPTH_LEVELS:]
+    total = 3.0 + (derive64(book_key, SALT_TOTAL) >> np.uint64(61)).astype(float)
+    cols.buy_qty[rows] = qty[:, :DEPTH_LEVELS].sum(axis=1) * total
+    cols.sell_qty[rows] = qty[:, DEPTH_LEVELS:].sum(axis=1) * total
 
 
 def evaluate(
-    cols: TickColumns, c: Contracts, d: Dynamics, paths: Sequence[SessionPath], now: float, seed: int
+    cols: TickColumns, rows: np.ndarray | slice, slot: np.ndarray, c: Contracts, d: Dynamics,
+    paths: Sequence[SessionPath], seed: int,
 ) -> None:
-    """Write every pure-in-time field of ``cols`` for simulated time ``now``."""
-    slot = d.slot_times(now, session_close_epoch(paths[0].day))
+    """Write every pure-in-time field of ``cols[rows]``; ``c``/``d``/``slot`` are already those rows'."""
     fair_slot = fair_values(c, spot_at(c, paths, slot), slot, seed)
     trades = np.where(c.is_index, 0.0, d.trades(slot))
     traded_at = np.where(c.is_index, slot, d.last_trade_epoch(trades))
     fair_trade = fair_values(c, spot_at(c, paths, traded_at), traded_at, seed)
-    cols.last[:] = traded_prices(c, np.where(c.is_index, fair_slot, fair_trade))
-    cols.volume[:] = cumulative_volume(c, d, trades)
-    cols.ltq[:] = cols.volume - cumulative_volume(c, d, trades - 1)
-    cols.ltt[:] = np.floor(traded_at)
-    cols.timestamp[:] = np.floor(slot)
-    cols.oi[:] = c.lot * (d.oi_base + np.floor(d.oi_rate * (slot - d.open_epoch)))
-    cols.oi_day_low[:] = c.lot * d.oi_base
-    cols.oi_day_high[:] = cols.oi
-    fill_depth(cols, c, d, fair_slot, slot)
+    cols.last[rows] = traded_prices(c, np.where(c.is_index, fair_slot, fair_trade))
+    volume = cumulative_volume(c, d, trades)
+    cols.volume[rows] = volume
+    cols.ltq[rows] = volume - cumulative_volume(c, d, trades - 1)
+    cols.ltt[rows] = np.floor(traded_at)
+    cols.timestamp[rows] = np.floor(slot)
+    oi = c.lot * (d.oi_base + np.floor(d.oi_rate * (slot - d.open_epoch)))
+    cols.oi[rows] = cols.oi_day_high[rows] = oi
+    cols.oi_day_low[rows] = c.lot * d.oi_base
+    fill_depth(cols, rows, c, d, fair_slot, slot)
 
 
 def opening_prices(c: Contracts, paths: Sequence[SessionPath], seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -86,8 +86,9 @@ class TickColumns:
             values[name] = np.zeros((n, DEPTH_LEVELS))
         return cls(**values)
 
-    def copy(self) -> "TickColumns":
-        return TickColumns(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+    def take(self, rows: np.ndarray | slice) -> "TickColumns":
+        """A copy of ``rows`` only (a slice gives a copy too)."""
+        return TickColumns(**{f.name: getattr(self, f.name)[rows].copy() for f in fields(self)})
 
 
 def _paise(values: np.ndarray, divisor: np.ndarray) -> np.ndarray:

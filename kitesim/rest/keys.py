@@ -12,5 +12,4 @@ STATE = web.AppKey("kitesim_rest_state", SimState)
 DESK = web.AppKey("kitesim_rest_order_desk", OrderDesk)
 LIMITER = web.AppKey("kitesim_rest_rate_limiter", RateLimiter)
 SHUTTING_DOWN = web.AppKey("kitesim_rest_shutting_down", asyncio.Event)
-CSV_CACHE = web.AppKey("kitesim_rest_csv_cache", dict)
 ACCOUNT = "kitesim.rest.account"  # request-scoped: the SimAccount the Authorization header named
