@@ -24,10 +24,15 @@ IntArray = npt.NDArray[np.int64]
 INV_SQRT_2PI = 0.3989422804014327
 SQRT_2_OVER_PI = 0.7978845608028654
 INV_SQRT2 = 0.7071067811865476
+SQRT_2PI = 2.5066282746310002
+SQRT_PI_OVER_2 = 1.2533141373155003
+LOG_SQRT_2PI = 0.9189385332046728
+# The Bachelier guess is within ~3e-3 s^4; beyond this s the large-s asymptote is the better start.
+BACHELIER_GUESS_MAX = 2.5
 # Stop once a Halley step moves s by at most this fraction of s: convergence is cubic, so the
 # error left after that step is far below double precision. A test near machine epsilon
 # instead never fires when rounding noise dominates and leaves the bracket oscillating.
-STEP_TOLERANCE = 1e-10
+STEP_TOLERANCE = 1e-6
 # Bisection alone needs about 50 halvings to shrink a bracket to 1e-15; Halley needs at most
 # 8 in every measured case, so this cap only bounds a pathological lane.
 MAX_ITERATIONS = 64
@@ -71,39 +76,79 @@ def solve_total_vol(x: FloatArray, beta: FloatArray, max_iterations: int = MAX_I
     s = np.full(x.shape, np.nan)
     iterations = np.zeros(x.shape, dtype=np.int64)
     s_crit = np.sqrt(-2.0 * x)
-    half_x = 0.5 * x
-    e_pos, e_neg = np.exp(half_x), np.exp(-half_x)
+    e_pos = np.exp(0.5 * x)
+    e_neg = 1.0 / e_pos
+    guess = initial_guess(x, beta, e_pos, e_neg)
     # At s_crit the first Black term has d1 = 0, so b there is cheap and exact.
     upper = beta >= 0.5 * e_pos - e_neg * ndtr(-s_crit)
     for region, solve in ((upper, _solve_upper), (~upper, _solve_lower)):
         idx = np.flatnonzero(region)
         if idx.size:
             s[idx], iterations[idx] = solve(
-                x[idx], beta[idx], s_crit[idx], e_pos[idx], e_neg[idx], max_iterations
+                x[idx], beta[idx], guess[idx], s_crit[idx], e_pos[idx], e_neg[idx], max_iterations
             )
     return TotalVolSolve(s, iterations, np.isfinite(s))
 
 
 def _solve_upper(
-    x: FloatArray, beta: FloatArray, s_crit: FloatArray, e_pos: FloatArray, e_neg: FloatArray, max_it: int
+    x: FloatArray,
+    beta: FloatArray,
+    guess: FloatArray,
+    s_crit: FloatArray,
+    e_pos: FloatArray,
+    e_neg: FloatArray,
+    max_it: int,
 ) -> tuple[FloatArray, IntArray]:
-    # b_max - b(s) -> (e^{x/2} + e^{-x/2}) N(-s/2) for large s, and is exact at the money.
-    with np.errstate(divide="ignore"):
-        guess = -2.0 * ndtri((e_pos - beta) / (e_pos + e_neg))
-    guess = np.maximum(guess, s_crit)
     constants = np.stack([x, x * x, e_pos, e_neg, beta])
-    return _halley_bracketed(_upper_terms, constants, guess, s_crit, np.full_like(x, np.inf), max_it)
+    hi = np.full_like(x, np.inf)
+    return _halley_bracketed(_upper_terms, constants, np.maximum(guess, s_crit), s_crit, hi, max_it)
 
 
 def _solve_lower(
-    x: FloatArray, beta: FloatArray, s_crit: FloatArray, e_pos: FloatArray, e_neg: FloatArray, max_it: int
+    x: FloatArray,
+    beta: FloatArray,
+    guess: FloatArray,
+    s_crit: FloatArray,
+    e_pos: FloatArray,
+    e_neg: FloatArray,
+    max_it: int,
 ) -> tuple[FloatArray, IntArray]:
     del e_pos, e_neg  # the log residual needs no exponentials
-    log_beta = np.log(beta)
-    # Leading order of ln b ~ -x^2 / (2 s^2) in the wing.
-    guess = np.minimum(-x / np.sqrt(-2.0 * log_beta), 0.5 * s_crit)
-    constants = np.stack([x, x * x, log_beta])
-    return _halley_bracketed(_lower_terms, constants, guess, np.zeros_like(x), s_crit, max_it)
+    constants = np.stack([x, x * x, np.log(beta)])
+    lo = np.zeros_like(x)
+    return _halley_bracketed(_lower_terms, constants, np.minimum(guess, s_crit), lo, s_crit, max_it)
+
+
+def initial_guess(x: FloatArray, beta: FloatArray, e_pos: FloatArray, e_neg: FloatArray) -> FloatArray:
+    """Starting point for Halley: the Bachelier-based guess while it is sharp, an asymptote beyond."""
+    guess = _bachelier_guess(-x, beta)
+    wide = ~(guess <= BACHELIER_GUESS_MAX)
+    if wide.any():
+        # b_max - b(s) -> (e^{x/2} + e^{-x/2}) N(-s/2) for large s.
+        tail = (e_pos[wide] - beta[wide]) / (e_pos[wide] + e_neg[wide])
+        guess[wide] = -2.0 * ndtri(tail)
+    return guess
+
+
+def _bachelier_guess(y: FloatArray, beta: FloatArray) -> FloatArray:
+    """Invert b ~ s H(y/s) (1 - s^2 G(y/s)), H(u) = phi(u) - u N(-u), through the lookup table.
+
+    To order s^2 the normalised Black price is the normalised Bachelier price s H(u) with
+    u = y / s; the s^3 term is -s^3 phi(u) G(u). Relative error of the guess ~3e-3 s^4.
+    """
+    with np.errstate(divide="ignore"):
+        w = np.log(y) - np.log(beta)  # ln(u / H(u)), which the table inverts
+    position = (w - _TABLE_W0) * (1.0 / _TABLE_STEP)
+    node = np.clip(position, 0.0, _TABLE_NODES - 1.0).astype(np.intp)
+    t = position - node
+    c0, c1, c2, c3, g0, g1 = np.take(_GUESS_TABLE, node, axis=1)
+    u = ((c3 * t + c2) * t + c1) * t + c0
+    g = g0 + t * g1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = y / u
+    # Below the table u ~ 0: H(u) ~ 1/sqrt(2 pi) - u/2 gives s ~ sqrt(2 pi) (beta + y/2).
+    s = np.where(position < 0.0, SQRT_2PI * (beta + 0.5 * y), s)
+    return s * (1.0 + s * s * g)
 
 
 def _upper_terms(s: FloatArray, c: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -162,3 +207,41 @@ def _halley_bracketed(
                     break
             s = s_next
     return result, iterations
+
+
+def _mills(u: FloatArray) -> FloatArray:
+    return SQRT_PI_OVER_2 * erfcx(u * INV_SQRT2)
+
+
+def _build_guess_table() -> FloatArray:
+    """Per-interval cubic Hermite coefficients of u(w), w = ln(u / H(u)), plus linear G(u)."""
+    w_nodes = _TABLE_W0 + _TABLE_STEP * np.arange(_TABLE_NODES + 1)
+    u_dense = np.concatenate([np.geomspace(1e-10, 1.0, 2000, endpoint=False), np.linspace(1.0, 41.0, 8000)])
+    u = np.interp(w_nodes, _w_of_u(u_dense), u_dense)
+    for _ in range(4):  # Newton polish of the dense-table interpolation
+        u -= (_w_of_u(u) - w_nodes) / _dw_du(u)
+    m = _TABLE_STEP / _dw_du(u)
+    mills = _mills(u)
+    g = ((1.0 - u * u) + u**3 * mills) / 24.0
+    u0, u1, m0, m1 = u[:-1], u[1:], m[:-1], m[1:]
+    return np.stack(
+        [u0, m0, 3.0 * (u1 - u0) - 2.0 * m0 - m1, 2.0 * (u0 - u1) + m0 + m1, g[:-1], g[1:] - g[:-1]]
+    )
+
+
+def _w_of_u(u: FloatArray) -> FloatArray:
+    # ln(u / H(u)) with H = phi(u) (1 - u Mills(u)), kept in logs so that phi never underflows.
+    return np.log(u) + 0.5 * u * u + LOG_SQRT_2PI - np.log1p(-u * _mills(u))
+
+
+def _dw_du(u: FloatArray) -> FloatArray:
+    mills = _mills(u)
+    return 1.0 / u + mills / (1.0 - u * mills)
+
+
+# w from u ~ 6e-9 (below it the series in _bachelier_guess is exact to 1e-8) to u ~ 40, beyond
+# any representable price. A step of 0.05 keeps the Hermite error near 2e-8 relative.
+_TABLE_W0 = -18.0
+_TABLE_STEP = 0.05
+_TABLE_NODES = 16_700
+_GUESS_TABLE = _build_guess_table()

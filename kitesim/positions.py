@@ -105,8 +105,8 @@ class Position:
 
     def as_dict(self, last_price: float, close_price: float) -> dict[str, object]:
         """Kite's position object (every fill is from today, so day and net agree)."""
-        pnl = round(self.pnl(last_price), 2)
-        realised = round(self.realised, 2)
+        pnl = money(self.pnl(last_price))
+        realised = money(self.realised)
         return {
             "tradingsymbol": self.instrument.tradingsymbol,
             "exchange": self.instrument.exchange,
@@ -118,16 +118,16 @@ class Position:
             "average_price": round(self.average_price, 4),
             "close_price": close_price,
             "last_price": last_price,
-            "value": round(self.sell_value - self.buy_value, 2),
+            "value": money(self.sell_value - self.buy_value),
             "pnl": pnl,
             "m2m": pnl,
-            "unrealised": round(pnl - realised, 2),
+            "unrealised": money(pnl - realised),
             "realised": realised,
             **self._side_fields(),
         }
 
     def _side_fields(self) -> dict[str, object]:
-        buy_value, sell_value = round(self.buy_value, 2), round(self.sell_value, 2)
+        buy_value, sell_value = money(self.buy_value), money(self.sell_value)
         return {
             "buy_quantity": self.buy_quantity,
             "buy_price": round(self.buy_price, 4),
@@ -214,9 +214,14 @@ def positions_margin(positions: Iterable[Position], span_rate: float) -> MarginU
     return used
 
 
+def money(value: float) -> float:
+    """Rupees to the paisa, never ``-0.0``."""
+    return round(value, 2) + 0.0
+
+
 def segment_margins(opening_balance: float, realised: float, used: MarginUse) -> dict[str, object]:
     """Kite's ``/user/margins/{segment}`` object."""
-    net = round(opening_balance + realised - used.total, 2)
+    net = money(opening_balance + realised - used.total)
     return {
         "enabled": True,
         "net": net,
@@ -229,13 +234,13 @@ def segment_margins(opening_balance: float, realised: float, used: MarginUse) ->
             "intraday_payin": 0,
         },
         "utilised": {
-            "debits": round(opening_balance - net, 2),
+            "debits": money(opening_balance - net),
             "exposure": 0,
-            "m2m_realised": round(-realised, 2),
+            "m2m_realised": money(-realised),
             "m2m_unrealised": 0,
-            "option_premium": round(used.option_premium, 2),
+            "option_premium": money(used.option_premium),
             "payout": 0,
-            "span": round(used.span, 2),
+            "span": money(used.span),
             "holding_sales": 0,
             "turnover": 0,
             "liquid_collateral": 0,

@@ -84,7 +84,7 @@ class KitesimThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._boot())
-        except Exception as exc:  # the thread edge: hand the failure to start()
+        except Exception as exc:  # noqa: BLE001 - the thread edge: start() re-raises it
             self._error = exc
             self._ready.set()
             return

@@ -217,7 +217,7 @@ def future_row(spec: UnderlyingSpec, expiry: date) -> SimInstrument:
 
 
 def option_row(spec: UnderlyingSpec, expiry: date, strike: float, kind: str, monthly: bool) -> SimInstrument:
-    slot = int(round(strike / spec.strike_step)) % FUT_STRIKE_SLOT
+    slot = round(strike / spec.strike_step) % FUT_STRIKE_SLOT
     exchange_token = derivative_exchange_token(spec, expiry, slot, is_put=kind == "PE")
     return SimInstrument(
         instrument_token=mint_token(exchange_token, spec.exchange), exchange_token=exchange_token,

@@ -10,7 +10,7 @@ from kitesim.rest.keys import ACCOUNT
 from kitesim.state import SimState
 
 AUTHORIZATION = re.compile(r"token (?P<api_key>[^:\s]+):(?P<access_token>\S+)")
-BAD_TOKEN = "Incorrect `api_key` or `access_token`."
+INCORRECT_CREDENTIALS = "Incorrect `api_key` or `access_token`."
 
 
 def require_version(request: web.Request) -> None:
@@ -22,10 +22,10 @@ def authenticate(request: web.Request, state: SimState) -> SimAccount:
     """The account signing this request; TokenException (403) when the pair is unknown or expired."""
     match = AUTHORIZATION.fullmatch(request.headers.get("Authorization", "").strip())
     if match is None:
-        raise TokenException(BAD_TOKEN)
+        raise TokenException(INCORRECT_CREDENTIALS)
     account = state.accounts.authenticate(match["api_key"], match["access_token"], state.clock.now())
     if account is None:
-        raise TokenException(BAD_TOKEN)
+        raise TokenException(INCORRECT_CREDENTIALS)
     return account
 
 

@@ -14,7 +14,7 @@ from kitesim.rest.user import profile_payload
 from kitesim.timefmt import ist_timestamp
 
 FINISH_PATH = "/connect/finish"
-BAD_REQUEST_TOKEN = "Token is invalid or has expired."
+STALE_LOGIN_MESSAGE = "Token is invalid or has expired."
 
 
 def session_payload(account: SimAccount, now: float) -> dict[str, Any]:
@@ -65,7 +65,7 @@ async def token_exchange(request: web.Request) -> web.Response:
     now = state.clock.now()
     account = state.accounts.exchange_request_token(api_key, request_token, checksum, now)
     if account is None:
-        raise TokenException(BAD_REQUEST_TOKEN)
+        raise TokenException(STALE_LOGIN_MESSAGE)
     return success(session_payload(account, now))
 
 

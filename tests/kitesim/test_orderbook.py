@@ -13,7 +13,7 @@ from kitesim.clock import IST
 from kitesim.errors import InputException, NetworkException, OrderException
 from kitesim.order_fills import match_price, touch_price
 from kitesim.order_rules import OrderRequest, on_tick, parse_modify, parse_place
-from kitesim.orderbook import DeskConfig, OrderDesk, postback_checksum
+from kitesim.orderbook import DeskConfig, OrderBook, OrderDesk, postback_checksum
 
 NOW = datetime(2026, 8, 20, 10, 0, 0, tzinfo=IST).timestamp()
 
@@ -93,15 +93,15 @@ def desk() -> OrderDesk:
 
 
 @pytest.fixture
-def book(desk: OrderDesk):  # noqa: ANN201
+def book(desk: OrderDesk) -> OrderBook:
     return desk.book(account())
 
 
-def statuses(book, order_id: str) -> list[str]:  # noqa: ANN001
+def statuses(book: OrderBook, order_id: str) -> list[str]:
     return [step["status"] for step in book.history(order_id)]
 
 
-def update_statuses(book) -> list[str]:  # noqa: ANN001
+def update_statuses(book: OrderBook) -> list[str]:
     return [update["status"] for update in book.drain_updates()]
 
 
@@ -137,7 +137,7 @@ def test_parse_place_rejects_bad_fields(changes: dict[str, str], message: str) -
 
 
 def test_parse_place_rejects_unknown_and_unsupported_varieties() -> None:
-    with pytest.raises(InputException, match="Invalid .variety"):
+    with pytest.raises(InputException, match=r"Invalid .variety"):
         parse_place("bo", FORM)
     with pytest.raises(InputException, match="iceberg"):
         parse_place("iceberg", FORM)
@@ -179,14 +179,15 @@ def test_on_tick_tolerates_float_noise() -> None:
         (CALL, {"market_protection": 5.0}, "Market protection"),
     ],
 )
-def test_place_rejects_before_the_order_book(book, instrument, changes, message) -> None:  # noqa: ANN001
+def test_place_rejects_before_the_order_book(book: OrderBook, instrument: Instrument, changes: dict[str, object],
+                                             message: str) -> None:
     with pytest.raises(InputException, match=message):
         book.place(request(**changes), instrument, book_quote(99.0, 101.0, 100.0), NOW)
     assert book.orders() == []
     assert book.drain_updates() == []
 
 
-def test_place_checks_instrument_when_none_given(book) -> None:  # noqa: ANN001
+def test_place_checks_instrument_when_none_given(book: OrderBook) -> None:
     from kitesim.order_rules import check_instrument
 
     with pytest.raises(InputException, match="does not exist"):
@@ -196,7 +197,7 @@ def test_place_checks_instrument_when_none_given(book) -> None:  # noqa: ANN001
 
 # -- lifecycle and fills -----------------------------------------------------------------------------
 
-def test_limit_below_the_ask_rests_open(book) -> None:  # noqa: ANN001
+def test_limit_below_the_ask_rests_open(book: OrderBook) -> None:
     order = book.place(request(price=95.0, tag="sim1"), CALL, book_quote(99.0, 101.0), NOW)
     assert order.status == "OPEN"
     assert statuses(book, order.order_id) == ["PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING", "OPEN"]
@@ -206,14 +207,14 @@ def test_limit_below_the_ask_rests_open(book) -> None:  # noqa: ANN001
     assert update_statuses(book) == ["OPEN"]
 
 
-def test_history_before_the_exchange_has_no_exchange_fields(book) -> None:  # noqa: ANN001
+def test_history_before_the_exchange_has_no_exchange_fields(book: OrderBook) -> None:
     order = book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
     first = book.history(order.order_id)[0]
     assert first["exchange_order_id"] is None and first["exchange_timestamp"] is None
     assert first["order_timestamp"] == "2026-08-20 10:00:00"
 
 
-def test_market_buy_fills_at_the_best_ask(book) -> None:  # noqa: ANN001
+def test_market_buy_fills_at_the_best_ask(book: OrderBook) -> None:
     order = book.place(request(order_type="MARKET", price=0.0), CALL, book_quote(99.0, 101.0), NOW)
     assert order.status == "COMPLETE" and order.average_price == 101.0
     assert update_statuses(book) == ["OPEN", "COMPLETE"]
@@ -221,23 +222,23 @@ def test_market_buy_fills_at_the_best_ask(book) -> None:  # noqa: ANN001
     assert trade["average_price"] == 101.0 and trade["quantity"] == 65 and trade["order_id"] == order.order_id
 
 
-def test_market_sell_fills_at_the_best_bid(book) -> None:  # noqa: ANN001
+def test_market_sell_fills_at_the_best_bid(book: OrderBook) -> None:
     order = book.place(request(order_type="MARKET", transaction_type="SELL", price=0.0), CALL,
                        book_quote(99.0, 101.0), NOW)
     assert order.status == "COMPLETE" and order.average_price == 99.0
 
 
-def test_market_without_depth_uses_the_last_price(book) -> None:  # noqa: ANN001
+def test_market_without_depth_uses_the_last_price(book: OrderBook) -> None:
     order = book.place(request(order_type="MARKET", price=0.0), CALL, Quote(last_price=100.5), NOW)
     assert order.average_price == 100.5
 
 
-def test_marketable_limit_takes_the_touch(book) -> None:  # noqa: ANN001
+def test_marketable_limit_takes_the_touch(book: OrderBook) -> None:
     order = book.place(request(price=105.0), CALL, book_quote(99.0, 101.0), NOW)
     assert order.status == "COMPLETE" and order.average_price == 101.0
 
 
-def test_resting_limit_fills_at_its_price_when_crossed(desk, book) -> None:  # noqa: ANN001
+def test_resting_limit_fills_at_its_price_when_crossed(desk: OrderDesk, book: OrderBook) -> None:
     quotes = Quotes()
     order = book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
     book.drain_updates()
@@ -249,13 +250,13 @@ def test_resting_limit_fills_at_its_price_when_crossed(desk, book) -> None:  # n
     assert order.status == "COMPLETE" and order.average_price == 95.0
 
 
-def test_sweep_skips_tokens_without_quotes(desk, book) -> None:  # noqa: ANN001
+def test_sweep_skips_tokens_without_quotes(desk: OrderDesk, book: OrderBook) -> None:
     book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
     book.drain_updates()
     assert desk.sweep(Quotes(), NOW + 1) == {}
 
 
-def test_stop_loss_waits_for_its_trigger_then_fills(desk, book) -> None:  # noqa: ANN001
+def test_stop_loss_waits_for_its_trigger_then_fills(desk: OrderDesk, book: OrderBook) -> None:
     quotes = Quotes()
     order = book.place(request(order_type="SL", trigger_price=110.0, price=111.0), CALL,
                        book_quote(99.0, 101.0, 100.0), NOW)
@@ -271,7 +272,7 @@ def test_stop_loss_waits_for_its_trigger_then_fills(desk, book) -> None:  # noqa
     assert statuses(book, order.order_id)[-3:] == ["TRIGGER PENDING", "OPEN", "COMPLETE"]
 
 
-def test_triggered_stop_limit_rests_when_the_market_gapped_past_it(desk, book) -> None:  # noqa: ANN001
+def test_triggered_stop_limit_rests_when_the_market_gapped_past_it(desk: OrderDesk, book: OrderBook) -> None:
     quotes = Quotes()
     order = book.place(request(order_type="SL", trigger_price=110.0, price=111.0), CALL,
                        book_quote(99.0, 101.0, 100.0), NOW)
@@ -280,7 +281,7 @@ def test_triggered_stop_limit_rests_when_the_market_gapped_past_it(desk, book) -
     assert order.status == "OPEN" and order.triggered
 
 
-def test_stop_market_sell_fills_at_the_bid_once_triggered(desk, book) -> None:  # noqa: ANN001
+def test_stop_market_sell_fills_at_the_bid_once_triggered(desk: OrderDesk, book: OrderBook) -> None:
     quotes = Quotes()
     order = book.place(request(order_type="SL-M", transaction_type="SELL", trigger_price=90.0, price=0.0),
                        CALL, book_quote(99.0, 101.0, 100.0), NOW)
@@ -289,13 +290,13 @@ def test_stop_market_sell_fills_at_the_bid_once_triggered(desk, book) -> None:  
     assert order.status == "COMPLETE" and order.average_price == 88.0
 
 
-def test_ioc_that_does_not_fill_is_cancelled(book) -> None:  # noqa: ANN001
+def test_ioc_that_does_not_fill_is_cancelled(book: OrderBook) -> None:
     order = book.place(request(price=95.0, validity="IOC"), CALL, book_quote(99.0, 101.0), NOW)
     assert order.status == "CANCELLED" and order.cancelled_quantity == 65
     assert update_statuses(book) == ["OPEN", "CANCELLED"]
 
 
-def test_ttl_order_expires_in_the_sweep(desk, book) -> None:  # noqa: ANN001
+def test_ttl_order_expires_in_the_sweep(desk: OrderDesk, book: OrderBook) -> None:
     quotes = Quotes()
     quotes.by_token[CALL.instrument_token] = book_quote(99.0, 101.0)
     order = book.place(request(price=95.0, validity="TTL", validity_ttl=2), CALL, book_quote(99.0, 101.0), NOW)
@@ -307,7 +308,7 @@ def test_ttl_order_expires_in_the_sweep(desk, book) -> None:  # noqa: ANN001
 
 # -- modify and cancel -------------------------------------------------------------------------------
 
-def test_modify_records_kite_steps_and_publishes_update(book) -> None:  # noqa: ANN001
+def test_modify_records_kite_steps_and_publishes_update(book: OrderBook) -> None:
     order = book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
     book.drain_updates()
     book.modify(order.order_id, "regular", {"price": "96"}, book_quote(99.0, 101.0), NOW + 5)
@@ -317,29 +318,29 @@ def test_modify_records_kite_steps_and_publishes_update(book) -> None:  # noqa: 
     assert update["status"] == "UPDATE" and update["price"] == 96.0 and update["modified"] is True
 
 
-def test_modify_into_the_market_fills(book) -> None:  # noqa: ANN001
+def test_modify_into_the_market_fills(book: OrderBook) -> None:
     order = book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
     book.modify(order.order_id, "regular", {"order_type": "MARKET", "price": "0"}, book_quote(99.0, 101.0), NOW)
     assert order.status == "COMPLETE" and order.average_price == 101.0
 
 
-def test_modify_validates_like_placement(book) -> None:  # noqa: ANN001
+def test_modify_validates_like_placement(book: OrderBook) -> None:
     order = book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
     with pytest.raises(InputException, match="lot size"):
         book.modify(order.order_id, "regular", {"quantity": "70"}, None, NOW)
     assert order.request.quantity == 65 and order.modifications == 0
 
 
-def test_twenty_sixth_modification_is_refused(book) -> None:  # noqa: ANN001
+def test_twenty_sixth_modification_is_refused(book: OrderBook) -> None:
     order = book.place(request(price=50.0), CALL, book_quote(99.0, 101.0), NOW)
     for step in range(25):
         book.modify(order.order_id, "regular", {"price": f"{50 + step * 0.05:.2f}"}, None, NOW + step)
-    with pytest.raises(NetworkException, match="Maximum allowed order modifications exceeded."):
+    with pytest.raises(NetworkException, match=r"Maximum allowed order modifications exceeded\."):
         book.modify(order.order_id, "regular", {"price": "60"}, None, NOW + 30)
     assert order.modifications == 25
 
 
-def test_cancel_moves_to_cancelled(book) -> None:  # noqa: ANN001
+def test_cancel_moves_to_cancelled(book: OrderBook) -> None:
     order = book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
     book.drain_updates()
     book.cancel(order.order_id, "regular", NOW + 1)
@@ -349,7 +350,7 @@ def test_cancel_moves_to_cancelled(book) -> None:  # noqa: ANN001
     assert update["pending_quantity"] == 0 and update["unfilled_quantity"] == 0
 
 
-def test_completed_or_cancelled_orders_cannot_change(book) -> None:  # noqa: ANN001
+def test_completed_or_cancelled_orders_cannot_change(book: OrderBook) -> None:
     done = book.place(request(order_type="MARKET", price=0.0), CALL, book_quote(99.0, 101.0), NOW)
     with pytest.raises(OrderException, match="cannot be cancelled as it is complete"):
         book.cancel(done.order_id, "regular", NOW)
@@ -357,7 +358,7 @@ def test_completed_or_cancelled_orders_cannot_change(book) -> None:  # noqa: ANN
         book.modify(done.order_id, "regular", {"price": "1"}, None, NOW)
 
 
-def test_unknown_order_and_wrong_variety(book) -> None:  # noqa: ANN001
+def test_unknown_order_and_wrong_variety(book: OrderBook) -> None:
     with pytest.raises(OrderException, match="order_id"):
         book.cancel("999", "regular", NOW)
     with pytest.raises(OrderException, match="order_id"):
@@ -410,7 +411,7 @@ def test_closing_a_position_needs_no_margin() -> None:
     assert margins["utilised"]["m2m_realised"] == pytest.approx(-520.0)
 
 
-def test_margins_show_premium_in_use(book) -> None:  # noqa: ANN001
+def test_margins_show_premium_in_use(book: OrderBook) -> None:
     book.place(request(order_type="MARKET", price=0.0), CALL, book_quote(99.0, 101.0), NOW)
     margins = book.margins()
     assert margins["utilised"]["option_premium"] == pytest.approx(6565.0)
@@ -419,7 +420,7 @@ def test_margins_show_premium_in_use(book) -> None:  # noqa: ANN001
     assert margins["utilised"]["debits"] == pytest.approx(6565.0)
 
 
-def test_futures_block_span_on_price(book) -> None:  # noqa: ANN001
+def test_futures_block_span_on_price(book: OrderBook) -> None:
     book.place(request(tradingsymbol=FUTURE.tradingsymbol, order_type="MARKET", price=0.0), FUTURE,
                book_quote(24000.0, 24000.2), NOW)
     assert book.margins()["utilised"]["span"] == pytest.approx(0.12 * 24000.2 * 65)
@@ -427,7 +428,7 @@ def test_futures_block_span_on_price(book) -> None:  # noqa: ANN001
 
 # -- positions ---------------------------------------------------------------------------------------
 
-def test_positions_from_fills(book) -> None:  # noqa: ANN001
+def test_positions_from_fills(book: OrderBook) -> None:
     quotes = Quotes()
     book.place(request(order_type="MARKET", price=0.0, quantity=130), CALL, book_quote(99.0, 101.0), NOW)
     book.place(request(order_type="MARKET", transaction_type="SELL", price=0.0), CALL, book_quote(104.0, 106.0),
@@ -445,7 +446,7 @@ def test_positions_from_fills(book) -> None:  # noqa: ANN001
     assert net["last_price"] == 110.0 and net["close_price"] == 90.0
 
 
-def test_positions_without_a_quote_use_the_average(book) -> None:  # noqa: ANN001
+def test_positions_without_a_quote_use_the_average(book: OrderBook) -> None:
     book.place(request(order_type="MARKET", price=0.0), CALL, book_quote(99.0, 101.0), NOW)
     (net,) = book.positions(Quotes())["net"]
     assert net["last_price"] == 101.0 and net["pnl"] == 0.0
@@ -453,7 +454,7 @@ def test_positions_without_a_quote_use_the_average(book) -> None:  # noqa: ANN00
 
 # -- postbacks and ids -------------------------------------------------------------------------------
 
-def test_update_payload_has_postback_shape_and_checksum(book) -> None:  # noqa: ANN001
+def test_update_payload_has_postback_shape_and_checksum(book: OrderBook) -> None:
     book.place(request(order_type="MARKET", price=0.0, tag="t1"), CALL, book_quote(99.0, 101.0), NOW)
     complete = book.drain_updates()[-1]
     expected = hashlib.sha256(f"{complete['order_id']}{complete['order_timestamp']}key1-secret".encode()).hexdigest()
@@ -465,7 +466,7 @@ def test_update_payload_has_postback_shape_and_checksum(book) -> None:  # noqa: 
     assert complete["exchange_timestamp"] == "2026-08-20 10:00:00"
 
 
-def test_books_are_per_api_key_with_unique_ids(desk) -> None:  # noqa: ANN001
+def test_books_are_per_api_key_with_unique_ids(desk: OrderDesk) -> None:
     first, second = desk.book(account("a")), desk.book(account("b"))
     assert desk.book(account("a")) is first
     one = first.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)

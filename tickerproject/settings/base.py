@@ -117,7 +117,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_ROUTES = {
     "orders.*": {"queue": "orders"},
-    "feeds.*": {"queue": "feeds"},
+    "workers.feed": {"queue": "feeds"},
 }
 # The whole beat schedule lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
@@ -125,6 +125,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ticks.instruments_refresh",
         "schedule": crontab(hour=8, minute=30),  # 08:30 IST, CELERY_TIMEZONE
     },
+    "feeds-supervise": {"task": "workers.feed_supervise", "schedule": 5.0, "options": {"expires": 5}},
+    "feeds-reconcile": {"task": "workers.feed_reconcile", "schedule": 15.0, "options": {"expires": 15}},
 }
 
 CHANNEL_LAYERS = {
@@ -139,6 +141,17 @@ CHANNEL_LAYERS = {
 KITE_ROOT = env.str("KITE_ROOT", default="http://127.0.0.1:8765")
 KITE_WS_ROOT = env.str("KITE_WS_ROOT", default=KITE_ROOT.replace("http", "ws", 1))
 KITE_HTTP_TIMEOUT = env.float("KITE_HTTP_TIMEOUT", default=7.0)
+
+# --- Feeds -----------------------------------------------------------------
+FEED_LEASE_TTL_MS = env.int("FEED_LEASE_TTL_MS", default=15_000)
+FEED_LEASE_RENEW_S = env.float("FEED_LEASE_RENEW_S", default=5.0)
+FEED_WATCHDOG_S = env.float("FEED_WATCHDOG_S", default=5.0)  # silence (no frame, no heartbeat) before reconnect
+FEED_REPORT_S = env.float("FEED_REPORT_S", default=2.0)
+# Index instrument of each underlying, as Kite keys it (exchange:tradingsymbol).
+UNDERLYING_INDEX = env.dict(
+    "UNDERLYING_INDEX",
+    default={"NIFTY": "NSE:NIFTY 50", "BANKNIFTY": "NSE:NIFTY BANK", "SENSEX": "BSE:SENSEX"},
+)
 
 # --- DRF -------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,56 @@
+"""``python manage.py kitesim``: run the Kite simulator (ticker + REST + /_sim) until interrupted."""
+
+import logging
+from argparse import ArgumentParser
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from kitesim.accounts import parse_account_spec
+from kitesim.clock import IST
+from kitesim.replay import FrameReplay
+from kitesim.server import build_state, serve
+
+
+def _start_epoch(options: dict[str, Any], replay: FrameReplay | None) -> float | None:
+    if options["start"]:
+        moment = datetime.fromisoformat(options["start"])
+        return (moment if moment.tzinfo else moment.replace(tzinfo=IST)).timestamp()
+    return replay.start_epoch if replay is not None else None
+
+
+class Command(BaseCommand):
+    help = "Run kitesim, a local Zerodha Kite Connect v3 (WebSocket ticker and REST) on one port."
+    requires_system_checks: list[str] = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+        parser.add_argument("--account", action="append", default=[], metavar="API_KEY:API_SECRET:ACCESS_TOKEN")
+        parser.add_argument("--replay", type=Path, help="play a --record file instead of the market model")
+        parser.add_argument("--record", type=Path, help="write every outbound tick frame to this file")
+        parser.add_argument("--instruments", type=Path, help="a Kite instruments CSV dump to list")
+        parser.add_argument("--path", choices=("replay", "gbm"), default="replay",
+                            help="underlying path: the recorded NIFTY minutes or a seeded GBM")
+        parser.add_argument("--strikes", type=int, default=40, help="strikes each side of the money")
+        parser.add_argument("--start", help="simulated start, ISO date-time (IST if no offset)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        try:
+            for spec in options["account"]:
+                parse_account_spec(spec)
+            replay = FrameReplay.from_file(options["replay"]) if options["replay"] else None
+            state = build_state(
+                seed=options["seed"], speed=options["speed"], accounts=options["account"] or None,
+                start_epoch=_start_epoch(options, replay), path=options["path"],
+                instruments_csv=options["instruments"], strikes_each_side=options["strikes"],
+            )
+        except (ValueError, OSError) as exc:
+            raise CommandError(str(exc)) from exc
+        serve(state, options["host"], options["port"], record=options["record"], replay=replay)

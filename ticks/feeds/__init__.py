@@ -1,0 +1,1 @@
+"""Decoders for the broker feeds' wire formats."""

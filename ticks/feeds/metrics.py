@@ -1,0 +1,17 @@
+"""Prometheus metrics of the feeds, labelled by broker account."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FRAMES = Counter("feed_frames_total", "Binary frames received", ["account"])
+TICKS = Counter("feed_ticks_total", "Packets decoded", ["account"])
+DECODE_ERRORS = Counter("feed_decode_errors_total", "Frames that failed to decode", ["account"])
+RECONNECTS = Counter("feed_reconnects_total", "Connection attempts after the first", ["account", "reason"])
+TEXT_MESSAGES = Counter("feed_text_messages_total", "Text messages by type", ["account", "type"])
+SUBSCRIBED = Gauge("feed_subscribed_tokens", "Tokens subscribed on live connections", ["account"])
+PLANNED = Gauge("feed_planned_tokens", "Tokens the plan gives the account", ["account"])
+PUBLISH_LAG = Histogram(
+    "feed_exchange_to_publish_seconds",
+    "Exchange timestamp to end of sinks, per frame",
+    ["account"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)

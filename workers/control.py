@@ -1,0 +1,10 @@
+"""Redis names shared by feeds, the supervisor and the reconciler (the control plane's wiring)."""
+
+CONTROL_CHANNEL = "feeds:control"  # JSON: {"action": "plan", "version": n} | {"action": "stop", "account": id}
+ORDER_UPDATES_CHANNEL = "orders:updates"  # Kite {"type": "order"} payloads, for the orders side
+PLAN_VERSION_KEY = "feeds:plan:version"
+
+
+def feed_status_key(account_id: int) -> str:
+    """What a live feed reports: holder, plan version, tokens per connection, last frame time."""
+    return f"feeds:status:{account_id}"
