@@ -5,8 +5,8 @@ from put-call parity); ``"bs"`` takes spot with a continuous rate, which is what
 
 Units are mibian's, so the two can be compared directly: iv as a fraction; delta and gamma per unit of
 ``underlying``; theta in rupees per calendar day; vega and rho in rupees per 1 percentage point.
-Theta holds ``underlying`` fixed (spot for "bs", as mibian does; forward for "black76"), and Black-76
-rho holds the forward fixed, so it is -T * price / 100.
+Theta holds ``underlying`` fixed (spot for "bs", as mibian does; the forward for "black76"), and
+Black-76 rho holds the forward fixed, so it is -T * price / 100.
 """
 
 from datetime import date, datetime, time, timedelta, timezone
@@ -28,6 +28,12 @@ NSE_EXPIRY_CUTOFF = time(15, 30)
 SECONDS_PER_YEAR = 365 * 86400
 DAYS_PER_YEAR = 365.0
 INV_SQRT_2PI = 0.3989422804014327
+# An ITM quote whose time value is within this many ulps of its intrinsic value has none that
+# double precision can tell apart: parity would hand the solver pure rounding noise.
+INTRINSIC_NOISE = 8.0 * np.finfo(np.float64).eps
+NEAR_BOUND = 1.0 - 1e-9
+# Lanes per pass: numpy temporaries stay in cache, so large batches run at the chain's speed.
+CHUNK = 4096
 
 
 class GreeksResult(NamedTuple):
@@ -61,17 +67,30 @@ class ChainIV(NamedTuple):
 
 
 class _Market(NamedTuple):
-    """Flat float64 views of one batch, with the model folded into forward and discount factor."""
+    """One batch with the model folded into a forward and a discount factor."""
 
     spot: FloatArray  # discounted forward; equals the input spot for "bs"
     forward: FloatArray
     strike: FloatArray
     t: FloatArray
+    sqrt_t: FloatArray
     rate: FloatArray
     discount: FloatArray
     sign: FloatArray  # +1 call, -1 put
     x: FloatArray  # ln(F/K)
     bs: bool
+
+    def subset(self, idx: IntArray) -> "_Market":
+        return _Market(*(a[idx] for a in self[:-1]), self.bs)
+
+
+class _Solved(NamedTuple):
+    ok: IntArray | None  # lanes of the chunk that were solved; None when all were
+    status: StatusArray  # every lane of the chunk
+    market: _Market  # solved lanes only
+    price: FloatArray
+    s: FloatArray  # total volatility
+    iterations: IntArray
 
 
 def year_fraction(now_epoch: float, expiry_date: date) -> float:
@@ -90,17 +109,18 @@ def implied_vol_and_greeks(
     model: Model = "black76",
 ) -> GreeksResult:
     """IV from each option's own price, then Greeks at that IV; NaN plus a status where impossible."""
-    shape, (quote, *market_args), call = _broadcast(price, underlying, strike, t_years, rate, is_call=is_call)
-    status = _status(quote, *market_args, call, model)
-    ok = np.flatnonzero(status == GreeksStatus.OK)
-    m = _market(*(a[ok] for a in market_args), call[ok], model)
-    quote_ok = quote[ok]
-    s, _, status[ok] = _solve(quote_ok, m, MAX_ITERATIONS)
-    sigma = s / np.sqrt(m.t)
-    # The solve reprices the quote to ~1e-11, so the quote stands in for the model price here.
-    greeks = _greeks(m, sigma, quote_ok)
-    columns = [_scatter(shape, ok, values) for values in (sigma, *greeks)]
-    return GreeksResult(*columns, status.reshape(shape))
+    shape, data, call = _flatten(price, underlying, strike, t_years, rate, is_call=is_call)
+    columns = np.full((6, call.size), np.nan)
+    status = np.empty(call.size, dtype=np.int8)
+    for lanes in _chunks(call.size):
+        solved = _solve_chunk(data[:, lanes], call[lanes], model, MAX_ITERATIONS)
+        status[lanes] = solved.status
+        m = solved.market
+        # The solve reprices the quote to ~1e-11, so the quote stands in for the model price.
+        values = (solved.s / m.sqrt_t, *_greeks(m, solved.s, solved.price))
+        for row, value in zip(columns, values, strict=True):
+            _put(row[lanes], solved.ok, value)
+    return GreeksResult(*(row.reshape(shape) for row in columns), status.reshape(shape))
 
 
 def implied_vol(
@@ -114,16 +134,16 @@ def implied_vol(
     max_iterations: int = MAX_ITERATIONS,
 ) -> ImpliedVol:
     """IV alone, with the solver's iteration count per option (for tests, benchmarks, debugging)."""
-    shape, (quote, *market_args), call = _broadcast(price, underlying, strike, t_years, rate, is_call=is_call)
-    status = _status(quote, *market_args, call, model)
-    ok = np.flatnonzero(status == GreeksStatus.OK)
-    m = _market(*(a[ok] for a in market_args), call[ok], model)
-    s, iterations, status[ok] = _solve(quote[ok], m, max_iterations)
-    all_iterations = np.zeros(status.size, dtype=np.int64)
-    all_iterations[ok] = iterations
-    return ImpliedVol(
-        _scatter(shape, ok, s / np.sqrt(m.t)), status.reshape(shape), all_iterations.reshape(shape)
-    )
+    shape, data, call = _flatten(price, underlying, strike, t_years, rate, is_call=is_call)
+    iv = np.full(call.size, np.nan)
+    status = np.empty(call.size, dtype=np.int8)
+    iterations = np.zeros(call.size, dtype=np.int64)
+    for lanes in _chunks(call.size):
+        solved = _solve_chunk(data[:, lanes], call[lanes], model, max_iterations)
+        status[lanes] = solved.status
+        _put(iv[lanes], solved.ok, solved.s / solved.market.sqrt_t)
+        _put(iterations[lanes], solved.ok, solved.iterations)
+    return ImpliedVol(iv.reshape(shape), status.reshape(shape), iterations.reshape(shape))
 
 
 def greeks_at_vol(
@@ -136,8 +156,8 @@ def greeks_at_vol(
     model: Model = "black76",
 ) -> Greeks:
     """Greeks at a given volatility (fraction); NaN where an input is invalid, t <= 0 or vol <= 0."""
-    shape, ok, m, sigma = _at_vol_inputs(underlying, strike, t_years, rate, is_call, vol, model)
-    greeks = _greeks(m, sigma, _price(m, sigma))
+    shape, ok, m, s = _at_vol_inputs(underlying, strike, t_years, rate, is_call, vol, model)
+    greeks = _greeks(m, s, _price(m, s))
     return Greeks(*(_scatter(shape, ok, values) for values in greeks))
 
 
@@ -151,8 +171,8 @@ def price_at_vol(
     model: Model = "black76",
 ) -> FloatArray:
     """Option value at a given volatility; NaN where an input is invalid, t <= 0 or vol <= 0."""
-    shape, ok, m, sigma = _at_vol_inputs(underlying, strike, t_years, rate, is_call, vol, model)
-    return _scatter(shape, ok, _price(m, sigma))
+    shape, ok, m, s = _at_vol_inputs(underlying, strike, t_years, rate, is_call, vol, model)
+    return _scatter(shape, ok, _price(m, s))
 
 
 def chain_iv_from_otm(
@@ -168,7 +188,8 @@ def chain_iv_from_otm(
     The ITM leg's price is mostly intrinsic value, so its IV is ill-conditioned and on a 0.05 tick
     often undefined; by put-call parity the OTM leg carries the same time value without that noise.
     """
-    shape, (call_p, put_p, fwd, k, t, r), _ = _broadcast(call_price, put_price, forward, strike, t_years, rate)
+    shape, data, _ = _flatten(call_price, put_price, forward, strike, t_years, rate)
+    call_p, put_p, fwd, k, t, r = data
     from_call = k >= fwd
     result = implied_vol(np.where(from_call, call_p, put_p), fwd, k, t, r, from_call, model="black76")
     return ChainIV(result.iv.reshape(shape), result.status.reshape(shape), from_call.reshape(shape))
@@ -183,18 +204,31 @@ def quote_status(
     is_call: npt.ArrayLike,
     model: Model = "black76",
 ) -> StatusArray:
-    """Input checks alone: OK where a volatility can price the quote, else the reason it cannot."""
-    shape, (quote, *market_args), call = _broadcast(price, underlying, strike, t_years, rate, is_call=is_call)
-    return _status(quote, *market_args, call, model).reshape(shape)
+    """Input checks alone: OK where some volatility prices the quote, else the reason none does."""
+    shape, data, call = _flatten(price, underlying, strike, t_years, rate, is_call=is_call)
+    status, _ = _classify(data, call, _market(*data[1:], call, model))
+    return status.reshape(shape)
 
 
-def _broadcast(
+def _flatten(
     *values: npt.ArrayLike, is_call: npt.ArrayLike = True
-) -> tuple[tuple[int, ...], list[FloatArray], BoolArray]:
-    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in values), np.asarray(is_call, bool))
-    shape = arrays[0].shape
-    flat = [np.ascontiguousarray(a).ravel() for a in arrays]
-    return shape, flat[:-1], flat[-1]
+) -> tuple[tuple[int, ...], FloatArray, BoolArray]:
+    """Broadcast to one shape; floats as rows of one contiguous 2-D array, flags as a flat array."""
+    *floats, flags = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in values), np.asarray(is_call)
+    )
+    return flags.shape, np.stack(floats).reshape(len(floats), -1), flags.astype(bool).ravel()
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(start, start + CHUNK) for start in range(0, n, CHUNK)]
+
+
+def _put(destination: npt.NDArray[np.generic], ok: IntArray | None, values: npt.NDArray[np.generic]) -> None:
+    if ok is None:
+        destination[...] = values
+    else:
+        destination[..., ok] = values
 
 
 def _scatter(shape: tuple[int, ...], ok: IntArray, values: FloatArray) -> FloatArray:
@@ -203,90 +237,90 @@ def _scatter(shape: tuple[int, ...], ok: IntArray, values: FloatArray) -> FloatA
     return out.reshape(shape)
 
 
-def _market(
-    underlying: FloatArray, strike: FloatArray, t: FloatArray, rate: FloatArray, call: BoolArray, model: Model
-) -> _Market:
+def _check_model(model: str) -> None:
     if model not in ("black76", "bs"):
         raise ValueError(f"model must be 'black76' or 'bs', not {model!r}")
-    discount = np.exp(-rate * t)
+
+
+def _market(
+    underlying: FloatArray, strike: FloatArray, t: FloatArray, rate: FloatArray, call: BoolArray, model: str
+) -> _Market:
+    """Forward, discount factor and log-moneyness; garbage (never an error) on invalid lanes."""
+    _check_model(model)
     bs = model == "bs"
-    if bs:
-        spot, forward = underlying, underlying / discount
-        x = np.log(underlying / strike) + rate * t
-    else:
-        spot, forward = underlying * discount, underlying
-        x = np.log(underlying / strike)
-    sign = np.where(call, 1.0, -1.0)
-    return _Market(spot, forward, strike, t, rate, discount, sign, x, bs)
-
-
-def _status(
-    price: FloatArray,
-    underlying: FloatArray,
-    strike: FloatArray,
-    t: FloatArray,
-    rate: FloatArray,
-    call: BoolArray,
-    model: Model,
-) -> StatusArray:
-    """First failing check wins, in the order of the GreeksStatus docs; bounds in price space."""
-    finite = np.isfinite(price) & np.isfinite(underlying) & np.isfinite(strike) & np.isfinite(t)
-    finite &= np.isfinite(rate)
-    with np.errstate(invalid="ignore", over="ignore"):
-        invalid = ~finite | ~(underlying > 0.0) | ~(strike > 0.0)
+    with np.errstate(all="ignore"):
         discount = np.exp(-rate * t)
-        spot = underlying if model == "bs" else underlying * discount
-        pv_strike = strike * discount
-        intrinsic = np.maximum(np.where(call, spot - pv_strike, pv_strike - spot), 0.0)
-        upper_bound = np.where(call, spot, pv_strike)
-        below = price <= intrinsic
+        log_moneyness = np.log(underlying / strike)
+        if bs:
+            spot, forward, x = underlying, underlying / discount, log_moneyness + rate * t
+        else:
+            spot, forward, x = underlying * discount, underlying, log_moneyness
+        sqrt_t = np.sqrt(t)
+    sign = np.where(call, 1.0, -1.0)
+    return _Market(spot, forward, strike, t, sqrt_t, rate, discount, sign, x, bs)
+
+
+def _solve_chunk(data: FloatArray, call: BoolArray, model: Model, max_iterations: int) -> _Solved:
+    m = _market(*data[1:], call, model)
+    status, beta = _classify(data, call, m)
+    price = data[0]
+    ok = None
+    if status.any():
+        ok = np.flatnonzero(status == GreeksStatus.OK)
+        m, beta, price = m.subset(ok), beta[ok], price[ok]
+    solved = solve_total_vol(-np.abs(m.x), beta, max_iterations)
+    if not solved.converged.all():
+        _put(status, ok, np.where(solved.converged, GreeksStatus.OK, GreeksStatus.NO_CONVERGENCE))
+    return _Solved(ok, status, m, price, solved.s, solved.iterations)
+
+
+def _classify(data: FloatArray, call: BoolArray, m: _Market) -> tuple[StatusArray, FloatArray]:
+    """Status per lane, and the normalised OTM time value beta that the solver inverts."""
+    price = data[0]
+    with np.errstate(all="ignore"):
+        intrinsic = np.maximum(m.sign * (m.forward - m.strike), 0.0)
+        # Time value in forward money: the OTM leg of put-call parity, normalised to a forward of 1.
+        time_value = price / m.discount - intrinsic
+        beta = time_value / (np.sqrt(m.forward) * np.sqrt(m.strike))
+        upper_bound = np.where(call, m.spot, m.strike * m.discount)
+        # In price space, so that a quote of exactly the bound is caught whatever the rounding.
         above = price >= upper_bound
-    status = np.full(price.shape, GreeksStatus.OK, dtype=np.int8)
-    # Assigned from the least to the most fundamental failure so that the latter overwrites.
+        below = time_value <= INTRINSIC_NOISE * intrinsic
+        usable = np.isfinite(data).all(axis=0) & (data[:4] > 0.0).all(axis=0)
+        # Within rounding of the bound, normalising can still land beta on b_max = e^{-|x|/2}.
+        near = np.flatnonzero(price >= upper_bound * NEAR_BOUND)
+        above[near] |= beta[near] >= np.exp(-0.5 * np.abs(m.x[near]))
+    status = np.zeros(price.shape, dtype=np.int8)
+    if usable.all() and not (above.any() or below.any()):
+        return status, beta
+    # From the least to the most fundamental failure, so that the latter overwrites.
     status[above] = GreeksStatus.ABOVE_MAX
     status[below] = GreeksStatus.BELOW_INTRINSIC
-    status[~(price > 0.0)] = GreeksStatus.NONPOSITIVE_PRICE
-    status[~(t > 0.0)] = GreeksStatus.EXPIRED
-    status[invalid] = GreeksStatus.INVALID_INPUT
-    return status
+    if not usable.all():
+        underlying, strike, t, _ = data[1:]
+        with np.errstate(invalid="ignore"):
+            status[~(price > 0.0)] = GreeksStatus.NONPOSITIVE_PRICE
+            status[~(t > 0.0)] = GreeksStatus.EXPIRED
+            invalid = ~np.isfinite(data).all(axis=0) | ~(underlying > 0.0) | ~(strike > 0.0)
+        status[invalid] = GreeksStatus.INVALID_INPUT
+    return status, beta
 
 
-def _solve(price: FloatArray, m: _Market, max_iterations: int) -> tuple[FloatArray, IntArray, StatusArray]:
-    """Total volatility per option through its OTM-call equivalent; NaN plus a status where unsolvable."""
+def _price(m: _Market, s: FloatArray) -> FloatArray:
     root_fk = np.sqrt(m.forward) * np.sqrt(m.strike)
     intrinsic = np.maximum(m.sign * (m.forward - m.strike), 0.0)
-    # Time value in forward money: the OTM leg of put-call parity, normalised to a forward of 1.
-    beta = (price / m.discount - intrinsic) / root_fk
-    x_otm = -np.abs(m.x)
-    # Rounding can push a quote that passed the price-space checks onto the normalised bounds.
-    status = np.full(price.shape, GreeksStatus.OK, dtype=np.int8)
-    status[beta >= np.exp(0.5 * x_otm)] = GreeksStatus.ABOVE_MAX
-    status[beta <= 0.0] = GreeksStatus.BELOW_INTRINSIC
-    s = np.full(price.shape, np.nan)
-    iterations = np.zeros(price.shape, dtype=np.int64)
-    idx = np.flatnonzero(status == GreeksStatus.OK)
-    solved = solve_total_vol(x_otm[idx], beta[idx], max_iterations)
-    s[idx], iterations[idx] = solved.s, solved.iterations
-    status[idx[~solved.converged]] = GreeksStatus.NO_CONVERGENCE
-    return s, iterations, status
+    return m.discount * (intrinsic + root_fk * normalised_otm_call(-np.abs(m.x), s))
 
 
-def _price(m: _Market, sigma: FloatArray) -> FloatArray:
-    root_fk = np.sqrt(m.forward) * np.sqrt(m.strike)
-    time_value = root_fk * normalised_otm_call(-np.abs(m.x), sigma * np.sqrt(m.t))
-    intrinsic = np.maximum(m.sign * (m.forward - m.strike), 0.0)
-    return m.discount * (intrinsic + time_value)
-
-
-def _greeks(m: _Market, sigma: FloatArray, value: FloatArray) -> Greeks:
-    """Closed forms in mibian's units; ``value`` is the option price at ``sigma``."""
-    sqrt_t = np.sqrt(m.t)
-    s = sigma * sqrt_t
+def _greeks(m: _Market, s: FloatArray, value: FloatArray) -> Greeks:
+    """Closed forms in mibian's units at total volatility s; ``value`` is the option price there."""
     d1 = m.x / s + 0.5 * s
     pdf = INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
     cdf_d1 = ndtr(m.sign * d1)
-    vega = m.spot * pdf * sqrt_t / 100.0
-    decay = -m.spot * pdf * sigma / (2.0 * sqrt_t)
+    spot_pdf = m.spot * pdf
+    vega = spot_pdf * m.sqrt_t / 100.0
+    # sigma / (2 sqrt t) = s / (2 t)
+    decay = -spot_pdf * s / (2.0 * m.t)
     if m.bs:
         carry = m.sign * m.strike * m.discount * ndtr(m.sign * (d1 - s))
         delta = m.sign * cdf_d1
@@ -310,9 +344,10 @@ def _at_vol_inputs(
     vol: npt.ArrayLike,
     model: Model,
 ) -> tuple[tuple[int, ...], IntArray, _Market, FloatArray]:
-    shape, (u, k, t, r, v), call = _broadcast(underlying, strike, t_years, rate, vol, is_call=is_call)
-    usable = np.isfinite(u) & np.isfinite(k) & np.isfinite(t) & np.isfinite(r) & np.isfinite(v)
+    shape, data, call = _flatten(underlying, strike, t_years, rate, vol, is_call=is_call)
     with np.errstate(invalid="ignore"):
-        usable &= (u > 0.0) & (k > 0.0) & (t > 0.0) & (v > 0.0)
+        usable = np.isfinite(data).all(axis=0) & (data[[0, 1, 2, 4]] > 0.0).all(axis=0)
     ok = np.flatnonzero(usable)
-    return shape, ok, _market(u[ok], k[ok], t[ok], r[ok], call[ok], model), v[ok]
+    u, k, t, r, v = data[:, ok]
+    m = _market(u, k, t, r, call[ok], model)
+    return shape, ok, m, v * m.sqrt_t

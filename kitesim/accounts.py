@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -52,7 +53,7 @@ class AccountBook:
                 token_expires_at=next_token_expiry(now_epoch),
             )
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self) -> Iterator[SimAccount]:
         return iter(self._accounts.values())
 
     def get(self, api_key: str) -> SimAccount | None:

@@ -188,7 +188,7 @@ def fill_depth(
     steps = np.arange(DEPTH_LEVELS)
     tick = c.tick[:, None]
     bid_ticks = bid_top[:, None] - steps
-    ask_ticks = bid_top[:, None] + d.spread_ticks[:, None] + steps
+    ask_ticks = np.maximum(bid_top + d.spread_ticks, 1.0)[:, None] + steps
     live = np.concatenate([bid_ticks >= 1, np.ones_like(ask_ticks, dtype=bool)], axis=1)
     live &= ~c.is_index[:, None]
     book_key = derive64(d.token_key, version)
@@ -197,7 +197,7 @@ def fill_depth(
     share = (noise & np.uint64(0xFFFFF)).astype(float) / 2**20
     orders = np.where(live, 1.0 + np.floor(share * np.minimum(lots, 12.0)), 0.0)
     qty = lots * c.lot[:, None]
-    prices = np.round(np.concatenate([bid_ticks, ask_ticks], axis=1) * tick, 2) * live
+    prices = np.where(live, np.round(np.concatenate([bid_ticks, ask_ticks], axis=1) * tick, 2), 0.0)
     cols.bid_price[rows], cols.ask_price[rows] = prices[:, :DEPTH_LEVELS], prices[:, DEPTH_LEVELS:]
     cols.bid_qty[rows], cols.ask_qty[rows] = qty[:, :DEPTH_LEVELS], qty[:, DEPTH_LEVELS:]
     cols.bid_orders[rows], cols.ask_orders[rows] = orders[:, :DEPTH_LEVELS], orders[:, DEPTH_LEVELS:]

@@ -29,6 +29,7 @@ DERIVATIVE_PRODUCTS = frozenset({"NRML", "MIS"})
 VALIDITIES = frozenset({"DAY", "IOC", "TTL"})
 TAG_PATTERN = re.compile(r"[A-Za-z0-9 _.:-]{1,20}", re.ASCII)
 PRICE_EPSILON = 1e-6
+MAX_SLICES = 10  # Kite's autoslice places at most 10 orders
 NOT_TRADABLE = "The instrument you are placing an order for has either expired or does not exist."
 
 
@@ -232,3 +233,22 @@ def check_request(
     _check_prices(request, instrument)
     if request.order_type in STOP_TYPES and not triggered:
         _check_stop(request, last_price)
+
+
+def slice_quantities(quantity: int, instrument: "SimInstrument") -> list[int]:
+    """Kite's autoslice: full freeze-size slices (rounded down to whole lots) and the remainder.
+
+    Kite refuses slicing below two slices' worth ("Quantity should be greater than or equal to 3510 for
+    order slicing." for NIFTY's 1800 freeze at lot 65) and places at most ten slices.
+    """
+    lot = max(instrument.lot_size, 1)
+    if quantity <= 0 or quantity % lot:
+        raise InputException(f"Quantity should be a multiple of lot size ({lot}).")
+    size = instrument.freeze_quantity // lot * lot
+    if size <= 0 or quantity < 2 * size:
+        minimum = 2 * size if size > 0 else quantity + lot
+        raise InputException(f"Quantity should be greater than or equal to {minimum} for order slicing.")
+    if quantity > MAX_SLICES * size:
+        raise InputException(f"Quantity should be less than or equal to {MAX_SLICES * size} for order slicing.")
+    full, rest = divmod(quantity, size)
+    return [size] * full + ([rest] if rest else [])

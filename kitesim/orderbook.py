@@ -12,14 +12,21 @@ An order update (postback payload) is queued for every state change after placem
 act on: OPEN / TRIGGER PENDING, UPDATE (a modification), COMPLETE, CANCELLED and REJECTED.
 """
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kitesim.errors import InputException, NetworkException, OrderException
-from kitesim.order_fills import match_price, stop_triggered
-from kitesim.order_rules import STOP_TYPES, OrderRequest, check_instrument, check_request, parse_modify
+from kitesim.order_fills import QuoteView, match_price, stop_triggered
+from kitesim.order_record import FINAL, RESTING, IdMint, Order, postback_checksum, postback_payload
+from kitesim.order_rules import (
+    STOP_TYPES,
+    OrderRequest,
+    check_instrument,
+    check_request,
+    parse_modify,
+    slice_quantities,
+)
 from kitesim.positions import (
     Fill,
     MarginUse,
@@ -29,19 +36,17 @@ from kitesim.positions import (
     positions_payload,
     segment_margins,
 )
-from kitesim.timefmt import ist_date, ist_timestamp
+from kitesim.timefmt import ist_date
 
 if TYPE_CHECKING:
     from kitesim.accounts import SimAccount
-    from kitesim.order_fills import QuoteView
     from kitesim.universe import SimInstrument
 
-RESTING = frozenset({"OPEN", "TRIGGER PENDING"})
-FINAL = frozenset({"COMPLETE", "CANCELLED", "REJECTED"})
+__all__ = ["FINAL", "RESTING", "DeskConfig", "OrderBook", "OrderDesk", "QuoteSource", "postback_checksum"]
 
 
 class QuoteSource(Protocol):
-    def quote(self, token: int) -> "QuoteView": ...
+    def quote(self, token: int) -> QuoteView: ...
 
 
 @dataclass(frozen=True)
@@ -51,110 +56,19 @@ class DeskConfig:
     max_modifications: int = 25           # Kite allows 25 modifications per order
 
 
-class IdMint:
-    """Kite-shaped ids: 15-digit order ids (yymmdd + sequence), 16-digit exchange ids, 8-digit trade ids."""
-
-    def __init__(self) -> None:
-        self._orders = 0
-        self._trades = 0
-
-    def order_id(self, now: float) -> tuple[str, str]:
-        self._orders += 1
-        return f"{ist_date(now):%y%m%d}{self._orders:09d}", f"{1_100_000_000_000_000 + self._orders}"
-
-    def trade_id(self) -> str:
-        self._trades += 1
-        return f"{10_000_000 + self._trades}"
-
-
-@dataclass
-class Order:
-    order_id: str
-    exchange_order_id: str
-    request: OrderRequest
-    instrument: "SimInstrument"
-    placed_by: str
-    order_timestamp: float
-    status: str = "PUT ORDER REQ RECEIVED"
-    status_message: str | None = None
-    status_message_raw: str | None = None
-    at_exchange: bool = False
-    exchange_timestamp: float | None = None
-    exchange_update_timestamp: float | None = None
-    filled_quantity: int = 0
-    average_price: float = 0.0
-    cancelled_quantity: int = 0
-    modifications: int = 0
-    triggered: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def pending_quantity(self) -> int:
-        if self.status in FINAL:
-            return 0
-        return self.request.quantity - self.filled_quantity - self.cancelled_quantity
-
-    def as_dict(self) -> dict[str, Any]:
-        """Kite's order object."""
-        req = self.request
-        payload: dict[str, Any] = {
-            "account_id": self.placed_by,
-            "placed_by": self.placed_by,
-            "order_id": self.order_id,
-            "exchange_order_id": self.exchange_order_id if self.at_exchange else None,
-            "parent_order_id": None,
-            "status": self.status,
-            "status_message": self.status_message,
-            "status_message_raw": self.status_message_raw,
-            "order_timestamp": ist_timestamp(self.order_timestamp),
-            "exchange_update_timestamp": _optional_timestamp(self.exchange_update_timestamp),
-            "exchange_timestamp": _optional_timestamp(self.exchange_timestamp),
-            "variety": req.variety,
-            "modified": self.modifications > 0,
-            "exchange": req.exchange,
-            "tradingsymbol": req.tradingsymbol,
-            "instrument_token": self.instrument.instrument_token,
-            "order_type": req.order_type,
-            "transaction_type": req.transaction_type,
-            "validity": req.validity,
-            "validity_ttl": req.validity_ttl,
-            "product": req.product,
-            "quantity": req.quantity,
-            "disclosed_quantity": req.disclosed_quantity,
-            "price": req.price,
-            "trigger_price": req.trigger_price,
-            "average_price": self.average_price,
-            "filled_quantity": self.filled_quantity,
-            "pending_quantity": self.pending_quantity,
-            "cancelled_quantity": self.cancelled_quantity,
-            "market_protection": req.market_protection,
-            "meta": {},
-            "tag": req.tag,
-            "guid": hashlib.sha256(self.order_id.encode()).hexdigest()[:18],
-        }
-        if req.tag:
-            payload["tags"] = [req.tag]
-        return payload
-
-
-def _optional_timestamp(epoch: float | None) -> str | None:
-    return None if epoch is None else ist_timestamp(epoch)
-
-
-def _quote_or_none(quotes: QuoteSource, token: int) -> "QuoteView | None":
+def _quote_or_none(quotes: QuoteSource, token: int) -> QuoteView | None:
     try:
         return quotes.quote(token)
     except KeyError:
         return None
 
 
-def postback_checksum(order_id: str, order_timestamp: str, api_secret: str) -> str:
-    """Kite's postback checksum: sha256(order_id + order_timestamp + api_secret)."""
-    return hashlib.sha256(f"{order_id}{order_timestamp}{api_secret}".encode()).hexdigest()
-
-
-def app_id_of(api_key: str) -> int:
-    return int(hashlib.sha256(api_key.encode()).hexdigest()[:6], 16) % 100_000
+def _expired(order: Order, now: float) -> bool:
+    """A TTL order past its minutes, or any order still resting after its trading day ended."""
+    request = order.request
+    if request.validity == "TTL" and now >= order.order_timestamp + 60 * request.validity_ttl:
+        return True
+    return ist_date(now).date() != ist_date(order.order_timestamp).date()
 
 
 class OrderBook:
@@ -206,13 +120,19 @@ class OrderBook:
     # -- writes --------------------------------------------------------------------------------------
 
     def place(
-        self, request: OrderRequest, instrument: "SimInstrument | None", quote: "QuoteView | None", now: float
+        self, request: OrderRequest, instrument: "SimInstrument | None", quote: QuoteView | None, now: float,
+        *, slice_of: str | None = None,
     ) -> Order:
-        """Validate and place; raises InputException (no order) or returns the order in its new state."""
+        """Validate and place; raises InputException (no order) or returns the order in its new state.
+
+        ``slice_of`` marks an autoslice child: "" for the first slice (it is the parent), else the parent id.
+        """
         instrument = check_instrument(instrument, now)
         check_request(request, instrument, quote.last_price if quote else None)
         order_id, exchange_order_id = self._ids.order_id(now)
         order = Order(order_id, exchange_order_id, request, instrument, self.account.user_id, now)
+        if slice_of is not None:
+            order.system_tags = ("autoslice", f"autoslice:{slice_of or order_id}")
         self._orders[order_id] = order
         self._record(order, now)
         self._record(order, now, "VALIDATION PENDING")
@@ -224,7 +144,23 @@ class OrderBook:
         self._after_entry(order, quote, now)
         return order
 
-    def modify(self, order_id: str, variety: str, form: Mapping[str, str], quote: "QuoteView | None",
+    def place_autoslice(
+        self, request: OrderRequest, instrument: "SimInstrument | None", quote: QuoteView | None, now: float
+    ) -> dict[str, Any]:
+        """``autoslice=true``: one order per slice; the first slice's id is the parent ``order_id``.
+
+        Slices differ only in quantity, each within the freeze limit, so they pass or fail validation
+        together: a refusal raises before any is placed (a slice short of funds is still REJECTED alone).
+        """
+        instrument = check_instrument(instrument, now)
+        sizes = slice_quantities(request.quantity, instrument)
+        check_request(replace(request, quantity=sizes[0]), instrument, quote.last_price if quote else None)
+        first = self.place(replace(request, quantity=sizes[0]), instrument, quote, now, slice_of="")
+        rest = [self.place(replace(request, quantity=size), instrument, quote, now, slice_of=first.order_id)
+                for size in sizes[1:]]
+        return {"order_id": first.order_id, "children": [{"order_id": o.order_id} for o in (first, *rest)]}
+
+    def modify(self, order_id: str, variety: str, form: Mapping[str, str], quote: QuoteView | None,
                now: float) -> Order:
         order = self._resting(order_id, variety, "modified")
         if order.modifications >= self.config.max_modifications:
@@ -249,11 +185,11 @@ class OrderBook:
         return order
 
     def sweep(self, quotes: QuoteSource, now: float) -> None:
-        """Re-check every resting order against the market: triggers, fills, TTL expiry."""
+        """Re-check every resting order against the market: triggers, fills, TTL and end-of-day expiry."""
         for order in list(self._orders.values()):
             if order.status not in RESTING:
                 continue
-            if self._ttl_expired(order, now):
+            if _expired(order, now):
                 self._cancel(order, now)
                 continue
             quote = _quote_or_none(quotes, order.instrument.instrument_token)
@@ -270,14 +206,7 @@ class OrderBook:
         order.history.append(order.as_dict())
 
     def _publish(self, order: Order, status: str | None = None) -> None:
-        payload = order.as_dict()
-        if status is not None:
-            payload["status"] = status
-        payload["user_id"] = self.account.user_id
-        payload["unfilled_quantity"] = order.pending_quantity
-        payload["app_id"] = app_id_of(self.account.api_key)
-        payload["checksum"] = postback_checksum(order.order_id, payload["order_timestamp"], self.account.api_secret)
-        self._outbox.append(payload)
+        self._outbox.append(postback_payload(order, self.account, status))
 
     def _resting(self, order_id: str, variety: str, verb: str) -> Order:
         order = self.order(order_id)
@@ -297,7 +226,7 @@ class OrderBook:
         order.exchange_timestamp = now
         self._record(order, now, self._resting_status(order))
 
-    def _after_entry(self, order: Order, quote: "QuoteView | None", now: float, *, publish_resting: bool = True) -> None:
+    def _after_entry(self, order: Order, quote: QuoteView | None, now: float, *, publish_resting: bool = True) -> None:
         if publish_resting:
             self._publish(order)
         if quote is not None:
@@ -305,7 +234,7 @@ class OrderBook:
         if order.request.validity == "IOC" and order.status == "OPEN":
             self._cancel(order, now)
 
-    def _try_fill(self, order: Order, quote: "QuoteView", now: float, *, aggressive: bool) -> None:
+    def _try_fill(self, order: Order, quote: QuoteView, now: float, *, aggressive: bool) -> None:
         if order.status == "TRIGGER PENDING":
             if not stop_triggered(order.request, quote.last_price):
                 return
@@ -334,10 +263,6 @@ class OrderBook:
         self._record(order, now, "CANCELLED")
         self._publish(order)
 
-    def _ttl_expired(self, order: Order, now: float) -> bool:
-        request = order.request
-        return request.validity == "TTL" and now >= order.order_timestamp + 60 * request.validity_ttl
-
     # -- margin --------------------------------------------------------------------------------------
 
     def _net_quantity(self, order: Order) -> int:
@@ -348,7 +273,7 @@ class OrderBook:
             if fill.instrument.instrument_token == token and fill.product == order.request.product
         )
 
-    def _order_use(self, order: Order, quote: "QuoteView | None") -> MarginUse:
+    def _order_use(self, order: Order, quote: QuoteView | None) -> MarginUse:
         request = order.request
         price = _reference_price(request, quote)
         return order_margin(order.instrument, request.is_buy, order.pending_quantity, price,
@@ -361,7 +286,7 @@ class OrderBook:
                 used = used + self._order_use(order, None)
         return used
 
-    def _margin_check(self, order: Order, quote: "QuoteView | None") -> tuple[float, float]:
+    def _margin_check(self, order: Order, quote: QuoteView | None) -> tuple[float, float]:
         required = round(self._order_use(order, quote).total, 2)
         positions = build_positions(self._fills)
         realised = sum(position.realised for position in positions)
@@ -381,7 +306,7 @@ class OrderBook:
         self._publish(order)
 
 
-def _reference_price(request: OrderRequest, quote: "QuoteView | None") -> float:
+def _reference_price(request: OrderRequest, quote: QuoteView | None) -> float:
     """The price margin is blocked at: the limit, the trigger for SL-M, else the touch."""
     if request.order_type in ("LIMIT", "SL"):
         return request.price

@@ -82,9 +82,10 @@ def pump_once(state: SimState, hub: TickerHub, replay: FrameReplay | None, elaps
 
 
 async def market_pump(state: SimState, hub: TickerHub, replay: FrameReplay | None, interval: float) -> None:
+    """Step at a fixed rate: the step's own duration comes out of the sleep, not on top of it."""
     last = time.monotonic()
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(max(0.0, last + interval - time.monotonic()))
         tick = time.monotonic()
         try:
             pump_once(state, hub, replay, tick - last)
@@ -129,14 +130,17 @@ def build_app(
     async def pump_context(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(market_pump(state, app[HUB_KEY], frames, pump_interval))
         yield
-        app[HUB_KEY].drop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         if recorder is not None:
             recorder.close()
 
+    async def drop_sockets(app: web.Application) -> None:
+        app[HUB_KEY].drop()  # open sockets would otherwise hold the shutdown for its whole timeout
+
     app.cleanup_ctx.append(pump_context)
+    app.on_shutdown.append(drop_sockets)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import numpy as np
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
@@ -11,7 +12,7 @@ from rest_framework.views import APIView
 
 from tickerproject.exceptions import NotFoundError
 from ticks.models import Instrument
-from ticks.selectors import chain_expiries, instrument_list, underlying_exists
+from ticks.selectors import chain_expiries, instrument_list, latest_ticks, underlying_exists
 
 
 class InstrumentListApi(APIView):
@@ -71,3 +72,33 @@ class ChainExpiryListApi(APIView):
             raise NotFoundError(f"No active options for underlying {underlying!r}.", field="underlying")
         expiries = chain_expiries(underlying=underlying)
         return Response({"underlying": underlying, "expiries": [expiry.isoformat() for expiry in expiries]})
+
+
+def _tick_as_dict(row: np.void) -> dict[str, Any]:
+    return {name: row[name].tolist() for name in row.dtype.names}
+
+
+class LatestTickListApi(APIView):
+    MAX_TOKENS = 1000
+
+    class FilterSerializer(serializers.Serializer):
+        tokens = serializers.CharField(help_text="comma-separated instrument tokens")
+
+        def validate_tokens(self, value: str) -> list[int]:
+            try:
+                tokens = [int(token) for token in value.split(",") if token.strip()]
+            except ValueError:
+                raise serializers.ValidationError("Tokens must be integers, comma-separated.") from None
+            if not tokens or len(tokens) > LatestTickListApi.MAX_TOKENS:
+                raise serializers.ValidationError(f"Give 1 to {LatestTickListApi.MAX_TOKENS} tokens.")
+            return tokens
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses=inline_serializer("LatestTicks", {"ticks": serializers.ListField()}),
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = latest_ticks(tokens=filters.validated_data["tokens"])
+        return Response({"ticks": [_tick_as_dict(row) for row in rows]})

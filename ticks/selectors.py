@@ -4,8 +4,13 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
+import redis
+from django.conf import settings
 from django.db.models import QuerySet
 
+from ticks.feeds.latest import latest_ticks_read
 from ticks.models import BrokerAccount, Instrument
 
 OPTION_TYPES = (Instrument.Type.CE, Instrument.Type.PE)
@@ -80,3 +85,12 @@ def instrument_list(
 
 def broker_account_get(*, name: str) -> BrokerAccount | None:
     return BrokerAccount.objects.filter(name=name).first()
+
+
+def latest_ticks(*, tokens: list[int]) -> npt.NDArray[np.void]:
+    """The newest decoded tick of each token that has ticked (ticks.feeds.protocol.TICK_DTYPE rows)."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return latest_ticks_read(client, tokens)
+    finally:
+        client.close()

@@ -1,9 +1,20 @@
-"""Liveness for load balancers and on-call: the database and Redis both answer."""
+"""Operational endpoints: liveness and the state of every feed."""
+
+import time
+from dataclasses import asdict
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workers.selectors import feed_status_list
+from workers.services import redis_client
 
 
 def _database_ok() -> bool:
@@ -28,3 +39,14 @@ def _redis_ok() -> bool:
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_ok(), "redis": _redis_ok()}
     return JsonResponse({"ok": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503)
+
+
+class FeedListApi(APIView):
+    @extend_schema(responses=inline_serializer("Feeds", {"feeds": serializers.ListField()}))
+    def get(self, request: Request) -> Response:
+        client = redis_client()
+        try:
+            statuses = feed_status_list(client=client, now=time.time())
+        finally:
+            client.close()
+        return Response({"feeds": [asdict(status) for status in statuses]})

@@ -1,6 +1,8 @@
 """Redis names shared by feeds, the supervisor and the reconciler (the control plane's wiring)."""
 
-CONTROL_CHANNEL = "feeds:control"  # JSON: {"action": "plan", "version": n} | {"action": "stop", "account": id}
+CONTROL_CHANNEL = (
+    "feeds:control"  # JSON: {"action": "plan", "version": n} | {"action": "stop", "account": id}
+)
 ORDER_UPDATES_CHANNEL = "orders:updates"  # Kite {"type": "order"} payloads, for the orders side
 PLAN_VERSION_KEY = "feeds:plan:version"
 
@@ -8,3 +10,8 @@ PLAN_VERSION_KEY = "feeds:plan:version"
 def feed_status_key(account_id: int) -> str:
     """What a live feed reports: holder, plan version, tokens per connection, last frame time."""
     return f"feeds:status:{account_id}"
+
+
+def feed_starting_key(account_id: int) -> str:
+    """Set by the supervisor when it enqueues a feed, cleared by the feed once it holds its lease."""
+    return f"feeds:starting:{account_id}"

@@ -24,7 +24,7 @@ from ticks.feeds.pipeline import FrameProcessor
 from ticks.feeds.pool import AccountPool
 from ticks.models import BrokerAccount
 from ticks.services import broker_account_mark_health
-from workers.control import CONTROL_CHANNEL, ORDER_UPDATES_CHANNEL, feed_status_key
+from workers.control import CONTROL_CHANNEL, ORDER_UPDATES_CHANNEL, feed_starting_key, feed_status_key
 from workers.selectors import feed_connection_plan
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ async def feed_run(account_id: int, stop: asyncio.Event, *, worker: str = "") ->
     try:
         if not await lease.acquire():
             return "lease_held"
+        await redis.delete(feed_starting_key(account_id))
         try:
             return await FeedSession(account_id, redis, lease, worker).run(stop)
         finally:
@@ -129,7 +130,9 @@ class FeedSession:
                 "reported_at": timezone.now().timestamp(),
             }
             metrics.SUBSCRIBED.labels(self.label).set(sum(len(tokens) for tokens in subscriptions.values()))
-            await self.redis.set(feed_status_key(self.account_id), json.dumps(status), px=settings.FEED_LEASE_TTL_MS)
+            await self.redis.set(
+                feed_status_key(self.account_id), json.dumps(status), px=settings.FEED_LEASE_TTL_MS
+            )
             if await _wait(stop, settings.FEED_REPORT_S):
                 return
 

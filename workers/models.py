@@ -31,7 +31,8 @@ class FeedAssignment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["plan", "account", "connection", "instrument_token"], name="assignment_once_per_connection"
+                fields=["plan", "account", "connection", "instrument_token"],
+                name="assignment_once_per_connection",
             ),
         ]
         indexes = [models.Index(fields=["plan", "account"], name="assignment_plan_account")]

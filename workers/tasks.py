@@ -3,6 +3,7 @@ import logging
 
 from celery import Task, shared_task
 
+from workers import services
 from workers.feed import feed_run
 
 logger = logging.getLogger(__name__)
@@ -21,3 +22,20 @@ def feed(self: Task, account_id: int) -> str:
     reason = asyncio.run(feed_run(account_id, asyncio.Event(), worker=self.request.hostname or ""))
     logger.info("feed for account %d ended: %s", account_id, reason)
     return reason
+
+
+@shared_task(name="workers.feed_supervise", ignore_result=True, soft_time_limit=10, time_limit=20)
+def feed_supervise() -> list[int]:
+    """Beat, every ~5 s: start a feed for every healthy account without a live lease."""
+    return services.feed_supervise(client=services.redis_client())
+
+
+@shared_task(name="workers.feed_reconcile", ignore_result=True, soft_time_limit=20, time_limit=40)
+def feed_reconcile() -> int:
+    """Beat, every ~15 s: re-plan around failed accounts and push corrections to drifting feeds."""
+    return len(services.feed_reconcile(client=services.redis_client()))
+
+
+@shared_task(name="workers.feed_plan_refresh", ignore_result=True, soft_time_limit=20, time_limit=40)
+def feed_plan_refresh() -> int:
+    return services.feed_plan_refresh(client=services.redis_client()).version

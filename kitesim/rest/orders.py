@@ -1,4 +1,4 @@
-"""Orders over HTTP: place / modify / cancel, the order book, history and trades.
+"""Orders over HTTP: place (optionally auto-sliced) / modify / cancel, the order book, history, trades.
 
 Order updates the engine queues are published to the api_key's WebSocket connections after every call.
 The ``order_timeout_next`` fault holds a placement's response after the order is in the book, until
@@ -50,17 +50,21 @@ async def _hold_response(app: web.Application) -> None:
 
 
 async def place(request: web.Request) -> web.Response:
-    order_request = parse_place(request.match_info["variety"], await _form(request))
+    form = await _form(request)
+    order_request = parse_place(request.match_info["variety"], form)
     state, book = request.app[STATE], _book(request)
     instrument = state.market.universe.by_key(order_request.key)
     quote = _quote(request, instrument.instrument_token) if instrument else None
     try:
-        order = book.place(order_request, instrument, quote, state.clock.now())
+        if form.get("autoslice") == "true":
+            data = book.place_autoslice(order_request, instrument, quote, state.clock.now())
+        else:
+            data = {"order_id": book.place(order_request, instrument, quote, state.clock.now()).order_id}
     finally:
         _publish(request, book)
     if state.faults.take("order_timeout_next"):
         await _hold_response(request.app)
-    return success({"order_id": order.order_id})
+    return success(data)
 
 
 async def modify(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from kitesim.universe import SimInstrument
 
 FULL_LIMIT = 500
 LIGHT_LIMIT = 1000
-CIRCUIT_BAND = 0.20  # simulated price band either side of the previous close
+FUTURE_BAND = 0.10  # futures price band either side of the previous close
 
 Shape = Callable[[SimInstrument, Quote], dict[str, Any]]
 
@@ -32,13 +32,19 @@ def _depth(levels: list[Any]) -> list[dict[str, Any]]:
     return [{"price": level.price, "quantity": level.quantity, "orders": level.orders} for level in levels]
 
 
+def _on_tick(price: float, tick: float) -> float:
+    return round(round(price / tick) * tick, 2)
+
+
 def _circuit(instrument: SimInstrument, quote: Quote) -> tuple[float, float]:
+    """Simulated price bands: futures +-10% of the previous close; options from one tick to twice the
+    higher of close and last (NSE's option bands are wide and widen as the price runs)."""
     tick = instrument.tick_size
     if instrument.is_index or tick <= 0 or quote.close <= 0:
         return 0.0, 0.0
-    lower = max(tick, round(round(quote.close * (1 - CIRCUIT_BAND) / tick) * tick, 2))
-    upper = round(round(quote.close * (1 + CIRCUIT_BAND) / tick) * tick, 2)
-    return lower, upper
+    if instrument.instrument_type == "FUT":
+        return _on_tick(quote.close * (1 - FUTURE_BAND), tick), _on_tick(quote.close * (1 + FUTURE_BAND), tick)
+    return tick, _on_tick(2 * max(quote.close, quote.last_price), tick)
 
 
 def ltp_entry(instrument: SimInstrument, quote: Quote) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from kitesim.accounts import SimAccount
 from kitesim.clock import IST
 from kitesim.errors import InputException, NetworkException, OrderException
 from kitesim.order_fills import match_price, touch_price
-from kitesim.order_rules import OrderRequest, on_tick, parse_modify, parse_place
+from kitesim.order_rules import OrderRequest, on_tick, parse_modify, parse_place, slice_quantities
 from kitesim.orderbook import DeskConfig, OrderBook, OrderDesk, postback_checksum
 
 NOW = datetime(2026, 8, 20, 10, 0, 0, tzinfo=IST).timestamp()
@@ -306,6 +306,17 @@ def test_ttl_order_expires_in_the_sweep(desk: OrderDesk, book: OrderBook) -> Non
     assert order.status == "CANCELLED"
 
 
+def test_resting_orders_expire_when_the_trading_day_ends(desk: OrderDesk, book: OrderBook) -> None:
+    quotes = Quotes()
+    quotes.by_token[CALL.instrument_token] = book_quote(99.0, 101.0)
+    order = book.place(request(price=95.0), CALL, book_quote(99.0, 101.0), NOW)
+    desk.sweep(quotes, NOW + 5 * 3600)
+    assert order.status == "OPEN"
+    book.drain_updates()
+    updates = desk.sweep(quotes, NOW + 23 * 3600)
+    assert order.status == "CANCELLED" and [u["status"] for u in updates["key1"]] == ["CANCELLED"]
+
+
 # -- modify and cancel -------------------------------------------------------------------------------
 
 def test_modify_records_kite_steps_and_publishes_update(book: OrderBook) -> None:
@@ -450,6 +461,46 @@ def test_positions_without_a_quote_use_the_average(book: OrderBook) -> None:
     book.place(request(order_type="MARKET", price=0.0), CALL, book_quote(99.0, 101.0), NOW)
     (net,) = book.positions(Quotes())["net"]
     assert net["last_price"] == 101.0 and net["pnl"] == 0.0
+
+
+# -- autoslice ---------------------------------------------------------------------------------------
+
+def test_slice_quantities_follow_kites_rules() -> None:
+    assert slice_quantities(3510, CALL) == [1755, 1755]
+    assert slice_quantities(4030, CALL) == [1755, 1755, 520]
+    assert slice_quantities(17550, CALL) == [1755] * 10
+    with pytest.raises(InputException, match="greater than or equal to 3510 for order slicing"):
+        slice_quantities(1820, CALL)
+    with pytest.raises(InputException, match="less than or equal to 17550"):
+        slice_quantities(17615, CALL)
+    with pytest.raises(InputException, match="lot size"):
+        slice_quantities(3511, CALL)
+
+
+def test_autoslice_places_one_tagged_order_per_slice(book: OrderBook) -> None:
+    result = book.place_autoslice(request(price=95.0, quantity=4030, tag="big"), CALL, book_quote(99.0, 101.0), NOW)
+    parent = result["order_id"]
+    children = [child["order_id"] for child in result["children"]]
+    assert children[0] == parent and len(children) == 3
+    orders = {order["order_id"]: order for order in book.orders()}
+    assert [orders[i]["quantity"] for i in children] == [1755, 1755, 520]
+    assert all(orders[i]["tags"] == ["big", "autoslice", f"autoslice:{parent}"] for i in children)
+    assert all(orders[i]["tag"] == "big" for i in children)
+
+
+def test_autoslice_with_invalid_slices_places_nothing() -> None:
+    book = OrderDesk(DeskConfig(opening_balance=1e12)).book(account())
+    bad_tick = request(price=95.01, quantity=3510)
+    with pytest.raises(InputException, match="tick size"):
+        book.place_autoslice(bad_tick, CALL, book_quote(99.0, 101.0), NOW)
+    assert book.orders() == []
+
+
+def test_autoslice_children_can_be_rejected_for_margin() -> None:
+    book = OrderDesk(DeskConfig(opening_balance=200_000.0)).book(account())
+    result = book.place_autoslice(request(price=95.0, quantity=3510), CALL, book_quote(99.0, 101.0), NOW)
+    statuses_by_id = {order["order_id"]: order["status"] for order in book.orders()}
+    assert [statuses_by_id[c["order_id"]] for c in result["children"]] == ["OPEN", "REJECTED"]
 
 
 # -- postbacks and ids -------------------------------------------------------------------------------

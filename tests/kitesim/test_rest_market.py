@@ -166,7 +166,7 @@ def test_historical_empty_range_is_kites_no_candles(kitesim_server: KitesimThrea
     now = sim_now(kitesim_server)
     saturday = now - timedelta(days=(now.weekday() - 5) % 7 or 7)
     night = saturday.replace(hour=1, minute=0, second=0)
-    with pytest.raises(InputException, match="No candles found based on token and time and candleType."):
+    with pytest.raises(InputException, match=r"No candles found based on token and time and candleType\."):
         paced.historical_data(option.instrument_token, night, night + timedelta(hours=3), "minute")
 
 

@@ -121,8 +121,8 @@ def stop_orders(paced: PacedKite, server: KitesimThread, order_type: str) -> lis
     option = atm_option(server)
     _, _, last = touch(server, option)
     up, down = ticks(option, last, 2), ticks(option, last, -2)
-    extra_up = {"price": ticks(option, up, 20)} if order_type == "SL" else {}
-    extra_down = {"price": ticks(option, down, -20)} if order_type == "SL" else {}
+    extra_up = {"price": ticks(option, up, 200)} if order_type == "SL" else {}
+    extra_down = {"price": ticks(option, down, -200)} if order_type == "SL" else {}
     return [
         place(paced, option.tradingsymbol, "BUY", option.lot_size, order_type, trigger_price=up, **extra_up),
         place(paced, option.tradingsymbol, "SELL", option.lot_size, order_type, trigger_price=down, **extra_down),
@@ -137,7 +137,7 @@ def test_stop_orders_trigger_then_fill(kitesim_server: KitesimThread, paced: Pac
     def one_filled() -> bool:
         return any(orders_by_id(paced)[i]["status"] == "COMPLETE" for i in order_ids)
 
-    assert advance_until(kitesim_server, one_filled, step_s=30.0)
+    assert advance_until(kitesim_server, one_filled, step_s=15.0)
     for order_id in order_ids:
         steps = statuses(paced.order_history(order_id))
         if steps[-1] == "COMPLETE":
@@ -174,7 +174,7 @@ def test_twenty_six_modifications_are_one_too_many(kitesim_server: KitesimThread
     order_id = place(paced, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=low)
     for step in range(25):
         paced.modify_order("regular", order_id, price=ticks(option, low, -(step % 2)))
-    with pytest.raises(NetworkException, match="Maximum allowed order modifications exceeded."):
+    with pytest.raises(NetworkException, match=r"Maximum allowed order modifications exceeded\."):
         paced.modify_order("regular", order_id, price=low)
     assert orders_by_id(paced)[order_id]["status"] == "OPEN"
 
@@ -218,3 +218,34 @@ def test_every_change_is_published_as_an_order_update(kitesim_server: KitesimThr
         assert update["order_id"] == order_id and update["tag"] == "upd"
         assert update["checksum"] == postback_checksum(order_id, update["order_timestamp"], kitesim_server.api_secret)
         assert {"user_id", "unfilled_quantity", "app_id"} <= set(update)
+
+
+def test_autoslice_splits_at_the_freeze_quantity(kitesim_server: KitesimThread, paced: PacedKite) -> None:
+    option = atm_option(kitesim_server)
+    bid, _, _ = touch(kitesim_server, option)
+    size = option.freeze_quantity // option.lot_size * option.lot_size
+    response = paced.place_autoslice_order("regular", "NFO", option.tradingsymbol, "BUY", 2 * size + option.lot_size,
+                                           "NRML", "LIMIT", price=ticks(option, bid, -40), tag="slice")
+    parent = response["order_id"]
+    children = [child["order_id"] for child in response["children"]]
+    assert children[0] == parent and len(children) == 3
+    book = orders_by_id(paced)
+    assert [book[i]["quantity"] for i in children] == [size, size, option.lot_size]
+    assert all(f"autoslice:{parent}" in book[i]["tags"] and book[i]["tag"] == "slice" for i in children)
+    with pytest.raises(InputException, match="for order slicing"):
+        paced.place_autoslice_order("regular", "NFO", option.tradingsymbol, "BUY", option.lot_size, "NRML",
+                                    "LIMIT", price=ticks(option, bid, -40))
+
+
+def test_orders_are_kept_per_api_key() -> None:
+    with KitesimThread(seed=7, accounts=["alpha:alphasecret:alphatoken", "beta:betasecret:betatoken"]) as server:
+        alpha = PacedKite("alpha", access_token="alphatoken", root=server.root)
+        beta = PacedKite("beta", access_token="betatoken", root=server.root)
+        option = atm_option(server)
+        bid, _, _ = touch(server, option)
+        order_id = place(alpha, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40))
+        assert list(orders_by_id(alpha)) == [order_id]
+        assert beta.orders() == [] and beta.positions() == {"net": [], "day": []}
+        with pytest.raises(OrderException):
+            beta.cancel_order("regular", order_id)
+        assert alpha.profile()["user_id"] != beta.profile()["user_id"]

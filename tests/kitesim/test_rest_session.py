@@ -91,7 +91,7 @@ def test_tokens_expire_when_the_simulator_says_so(kitesim_server: KitesimThread)
     kite = paced_client(kitesim_server)
     assert kite.profile()
     kitesim_server.call(lambda: state.accounts.expire_all(state.clock.now()))
-    with pytest.raises(TokenException, match="Incorrect `api_key` or `access_token`."):
+    with pytest.raises(TokenException, match=r"Incorrect `api_key` or `access_token`\."):
         kite.margins()
 
 

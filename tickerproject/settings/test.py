@@ -1,9 +1,21 @@
-"""Test settings: the same env, with fast hashing. DATABASE_URL picks SQLite or PostgreSQL."""
+"""Test settings: the same env, fast hashing, and Redis database 15 of whatever Redis is configured.
+
+Tests flush that database, so it must never be one a running system uses. The SQLite test
+database is a file, so a Celery worker started by an integration test shares it.
+"""
 
 from tickerproject.settings.base import *  # noqa: F403
+from tickerproject.settings.base import BASE_DIR, CHANNEL_LAYERS, DATABASES, LOGGING, REDIS_URL
 from tickerproject.settings.environment import env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"
+
+REDIS_URL = env.str("TEST_REDIS_URL", default=f"{REDIS_URL.rsplit('/', 1)[0]}/15")
+CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}

@@ -106,7 +106,9 @@ class FeedConnection:
     async def _connect_once(self, stop: asyncio.Event) -> str:
         """One connection's lifetime; returns why it ended."""
         credentials = await self._credentials()
-        url = f"{self._settings.ws_root}?api_key={credentials.api_key}&access_token={credentials.access_token}"
+        url = (
+            f"{self._settings.ws_root}?api_key={credentials.api_key}&access_token={credentials.access_token}"
+        )
         try:
             async with connect(
                 url,
@@ -142,14 +144,20 @@ class FeedConnection:
             while True:
                 received = asyncio.ensure_future(ws.recv())
                 done, _ = await asyncio.wait(
-                    {received, stopping}, timeout=self._settings.watchdog_s, return_when=asyncio.FIRST_COMPLETED
+                    {received, stopping},
+                    timeout=self._settings.watchdog_s,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if stopping in done:
                     received.cancel()
                     return "stopped"
                 if not done:
                     received.cancel()
-                    logger.warning("connection %d: silent for %.1f s, reconnecting", self.index, self._settings.watchdog_s)
+                    logger.warning(
+                        "connection %d: silent for %.1f s, reconnecting",
+                        self.index,
+                        self._settings.watchdog_s,
+                    )
                     return "silent"
                 try:
                     message = received.result()

@@ -27,7 +27,9 @@ class LatestTickCache:
         rows = np.ascontiguousarray(batch.ticks)
         raw = rows.tobytes()
         size = TICK_DTYPE.itemsize
-        mapping = {token: raw[i * size : (i + 1) * size] for i, token in enumerate(rows["instrument_token"].tolist())}
+        mapping = {
+            token: raw[i * size : (i + 1) * size] for i, token in enumerate(rows["instrument_token"].tolist())
+        }
         await self._redis.hset(LATEST_KEY, mapping=mapping)
 
 

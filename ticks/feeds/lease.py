@@ -8,6 +8,7 @@ import os
 import socket
 import uuid
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
@@ -42,4 +43,9 @@ class FeedLease:
 
 async def lease_holder(redis: Redis, account_id: int) -> str | None:
     value = await redis.get(lease_key(account_id))
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def lease_holder_sync(redis: SyncRedis, account_id: int) -> str | None:
+    value = redis.get(lease_key(account_id))
     return value.decode() if isinstance(value, bytes) else value

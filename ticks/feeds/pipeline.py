@@ -34,7 +34,9 @@ class FrameHook(Protocol):
 class FrameProcessor:
     """Called by a connection for every binary frame of one account."""
 
-    def __init__(self, account: str, hooks: Sequence[FrameHook], recorder: FrameRecorder | None = None) -> None:
+    def __init__(
+        self, account: str, hooks: Sequence[FrameHook], recorder: FrameRecorder | None = None
+    ) -> None:
         self.account = account
         self._hooks = tuple(hooks)
         self._recorder = recorder

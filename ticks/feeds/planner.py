@@ -18,13 +18,16 @@ re-planning with unchanged inputs moves nothing and the feeds apply no diff.
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 ConnectionKey = tuple[int, int]  # (account_id, connection index)
+_NO_GROUP = -1  # lone companions belong to no group's option set
 
 
 @dataclass(frozen=True)
 class DesiredGroup:
+    """One underlying's wanted options and the companions (index, same-expiry future) they need."""
+
     underlying_key: str
     option_tokens: frozenset[int]
     companion_tokens: frozenset[int]
@@ -32,14 +35,18 @@ class DesiredGroup:
 
 @dataclass(frozen=True)
 class AccountCapacity:
+    """What one broker account may stream; Kite allows 3 connections of 3000 tokens per API key."""
+
     account_id: int
     healthy: bool
     max_connections: int = 3
     tokens_per_connection: int = 3000
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
+    """One token on one connection. Immutable like the dataclasses here, but a NamedTuple because a
+    full fleet builds ~27,000 of them per plan and a frozen dataclass costs twice as much to build."""
+
     token: int
     account_id: int
     connection: int
@@ -142,8 +149,8 @@ def plan_assign(
 ) -> PlanResult:
     """Assign every desired token to one (account, connection) of a healthy account.
 
-    Order of work: keep ``previous`` primaries that are still desired and still fit (in the previous
-    plan's order), then place the rest group by group in the order of ``groups`` (the caller's priority
+    Order of work: keep ``previous`` primaries that are still desired and still fit (connection by
+    connection, tokens ascending, so a shrunk connection sheds its highest tokens), then place the rest group by group in the order of ``groups`` (the caller's priority
     when capacity runs out), tokens ascending. A group's options go first to connections already carrying
     it, then to the connection that takes the whole remainder on the least-loaded account (tightest fit
     within it), else to the connection with the most room, so a group spans as few connections, and
@@ -160,10 +167,12 @@ def plan_assign(
     for group in range(len(desired.groups)):
         _place_options(desired, placement, group)
     _place_standalone(desired, placement, before)
-    plan = _build_plan(placement, before)
-    after = {row.token: (row.account_id, row.connection) for row in plan if row.primary}
-    moved = frozenset(token for token, where in after.items() if before.get(token, where) != where)
-    return PlanResult(plan=plan, errors=_capacity_errors(desired, placement), moved=moved)
+    primary_of = _companion_primaries(placement, before)
+    return PlanResult(
+        plan=_build_plan(placement, primary_of),
+        errors=_capacity_errors(desired, placement),
+        moved=_moved(placement, primary_of, before),
+    )
 
 
 def plan_diff(old: Plan, new: Plan) -> dict[ConnectionKey, ConnectionDiff]:
@@ -232,28 +241,61 @@ def _no_capacity(desired: _Desired, accounts: Sequence[AccountCapacity]) -> Plan
 
 
 def _primaries(plan: Iterable[Assignment]) -> dict[int, ConnectionKey]:
-    """token -> where its primary sits; a corrupt plan with two primaries keeps the first in plan order."""
+    """token -> where its primary sits; a corrupt plan with two primaries keeps the lowest location."""
     primaries: dict[int, ConnectionKey] = {}
-    for row in sorted((row for row in plan if row.primary), key=_row_order):
-        primaries.setdefault(row.token, (row.account_id, row.connection))
+    for token, account_id, connection, primary in plan:
+        if primary:
+            key = (account_id, connection)
+            if primaries.setdefault(token, key) > key:
+                primaries[token] = key
     return primaries
 
 
 def _keep_sticky(desired: _Desired, placement: _Placement, before: Mapping[int, ConnectionKey]) -> None:
-    """Keep still-desired tokens where they were, in the previous plan's order, while they fit."""
-    for token, key in sorted(before.items(), key=lambda item: (item[1], item[0])):
-        connection = placement.fleet.get(key)
-        if connection is None:
-            continue
+    """Keep still-desired tokens where they were while they fit, connection by connection, in token order."""
+    by_connection: dict[ConnectionKey, list[int]] = {}
+    for token, key in before.items():
+        if key in placement.fleet and (token in desired.group_of_option or token in desired.standalone):
+            by_connection.setdefault(key, []).append(token)
+    for key in sorted(by_connection):
+        connection, tokens = placement.fleet[key], sorted(by_connection[key])
+        if not _keep_all(desired, placement, connection, tokens):
+            for token in tokens:
+                _keep_one(desired, placement, connection, token)
+
+
+def _keep_all(desired: _Desired, placement: _Placement, connection: _Connection, tokens: list[int]) -> bool:
+    """Fast path for the usual case: everything that was on this (still empty) connection fits again."""
+    by_group: dict[int, list[int]] = {}
+    lone: list[int] = []
+    for token in tokens:
         group = desired.group_of_option.get(token)
-        if group is not None:
-            companions = desired.companions(group)
-            if connection.room_for(group, companions) >= 1:
-                connection.add_options(group, companions, (token,))
-                placement.home[token] = connection
-        elif token in desired.standalone and connection.free >= 1:
+        if group is None:
+            lone.append(token)
+        else:
+            by_group.setdefault(group, []).append(token)
+    companions = set(lone).union(*(desired.companions(group) for group in by_group))
+    if len(tokens) - len(lone) + len(companions) > connection.free:
+        return False
+    for group, options in by_group.items():
+        connection.add_options(group, desired.companions(group), options)
+    for token in lone:
+        connection.add_companion(token)
+    placement.home.update(dict.fromkeys(tokens, connection))
+    return True
+
+
+def _keep_one(desired: _Desired, placement: _Placement, connection: _Connection, token: int) -> None:
+    group = desired.group_of_option.get(token)
+    if group is None:
+        if connection.free >= 1:
             connection.add_companion(token)
             placement.home[token] = connection
+        return
+    companions = desired.companions(group)
+    if connection.room_for(group, companions) >= 1:
+        connection.add_options(group, companions, (token,))
+        placement.home[token] = connection
 
 
 def _place_options(desired: _Desired, placement: _Placement, group: int) -> None:
@@ -306,43 +348,41 @@ def _place_standalone(desired: _Desired, placement: _Placement, before: Mapping[
     """Companions no connection carries (their groups want no options, or none fit) go on their own."""
     carried = set().union(*(c.companions for c in placement.fleet.values()))
     for group in range(len(desired.groups)):
-        pending = []
-        for token in sorted(desired.companions(group) - carried):
-            if not _restore(placement, token, before.get(token)):
-                pending.append(token)
+        pending = _restore(placement, sorted(desired.companions(group) - carried), before)
         carried.update(desired.companions(group))
         while pending:
-            connection = _choose(placement.fleet.values(), -1, frozenset(), len(pending))
+            connection = _choose(placement.fleet.values(), _NO_GROUP, frozenset(), len(pending))
             if connection is None:
                 placement.unplaced.setdefault(group, set()).update(pending)
                 break
-            taken, pending = pending[: connection.free], pending[connection.free :]
+            room = connection.free
+            taken, pending = pending[:room], pending[room:]
             for token in taken:
                 connection.add_companion(token)
                 placement.home[token] = connection
 
 
-def _restore(placement: _Placement, token: int, key: ConnectionKey | None) -> bool:
-    """Put a lone companion back where its primary was, if that connection is still there with room."""
-    connection = placement.fleet.get(key) if key is not None else None
-    if connection is None or connection.free < 1:
-        return False
-    connection.add_companion(token)
-    placement.home[token] = connection
-    return True
+def _restore(placement: _Placement, tokens: list[int], before: Mapping[int, ConnectionKey]) -> list[int]:
+    """Put lone companions back where their primary was while that connection has room; returns the rest."""
+    rest: list[int] = []
+    for token in tokens:
+        key = before.get(token)
+        connection = placement.fleet.get(key) if key is not None else None
+        if connection is not None and connection.free >= 1:
+            connection.add_companion(token)
+            placement.home[token] = connection
+        else:
+            rest.append(token)
+    return rest
 
 
-def _build_plan(placement: _Placement, before: Mapping[int, ConnectionKey]) -> Plan:
-    primary_of = _companion_primaries(placement, before)
+def _build_plan(placement: _Placement, primary_of: Mapping[int, ConnectionKey]) -> Plan:
     rows: list[Assignment] = []
     for key in sorted(placement.fleet):
         connection = placement.fleet[key]
-        account_id, index = key
-        rows.extend(Assignment(token, account_id, index, True) for token in connection.options)
-        rows.extend(
-            Assignment(token, account_id, index, primary_of[token] == key) for token in connection.companions
-        )
-    rows.sort(key=_row_order)
+        primary = dict.fromkeys(connection.options, True)
+        primary.update((token, primary_of[token] == key) for token in connection.companions)
+        rows.extend(Assignment(token, key[0], key[1], primary[token]) for token in sorted(primary))
     return tuple(rows)
 
 
@@ -360,11 +400,20 @@ def _companion_primaries(
         previous = before.get(token)
         if home is not None:
             primary_of[token] = home.key
-        elif previous in keys:
+        elif False:
             primary_of[token] = previous
         else:
             primary_of[token] = keys[0]
     return primary_of
+
+
+def _moved(
+    placement: _Placement, primary_of: Mapping[int, ConnectionKey], before: Mapping[int, ConnectionKey]
+) -> frozenset[int]:
+    moved = [token for token, key in primary_of.items() if before.get(token, key) != key]
+    for key, connection in placement.fleet.items():
+        moved.extend(token for token in connection.options if before.get(token, key) != key)
+    return frozenset(moved)
 
 
 def _capacity_errors(desired: _Desired, placement: _Placement) -> tuple[PlanError, ...]:
@@ -384,10 +433,6 @@ def _capacity_errors(desired: _Desired, placement: _Placement) -> tuple[PlanErro
             )
         )
     return tuple(errors)
-
-
-def _row_order(row: Assignment) -> tuple[int, int, int, bool]:
-    return (row.account_id, row.connection, row.token, not row.primary)
 
 
 def _tokens_by_connection(plan: Plan) -> dict[ConnectionKey, frozenset[int]]:

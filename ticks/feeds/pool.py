@@ -1,4 +1,4 @@
-"""All Kite connections of one broker account (≤ 3 × 3000 tokens), applying plans make-before-break."""
+"""All Kite connections of one broker account (up to 3 x 3000 tokens), applying plans make-before-break."""
 
 import asyncio
 import logging

@@ -63,7 +63,9 @@ _FLOAT_FIELDS: Final = [
     ("ask_price", np.float64, (DEPTH_LEVELS,)),
     ("change", np.float64),
 ]
-TICK_DTYPE: Final = np.dtype([*_INT_FIELDS, *_FLOAT_FIELDS, ("mode", "U5"), ("tradable", np.bool_)], align=True)
+TICK_DTYPE: Final = np.dtype(
+    [*_INT_FIELDS, *_FLOAT_FIELDS, ("mode", "U5"), ("tradable", np.bool_)], align=True
+)
 """One decoded packet. Integers are int64 (the wire has uint32) so differences such as volume deltas
 cannot wrap; prices are rupees; timestamps are epoch seconds, 0 when the packet kind has none.
 ``mode`` is kiteconnect's string: "ltp", "quote" or "full"."""
@@ -89,7 +91,8 @@ _DIVISOR_BY_SEGMENT[3] = 10_000_000.0  # cds
 _DIVISOR_BY_SEGMENT[[6, 12]] = 10_000.0  # bcd, nco
 
 # Output field -> byte offset(s) in the packet. Every field is a big-endian uint32 except the depth
-# order counts, which are uint16 (each depth entry is quantity u4, price u4, orders u2, 2 padding).
+# order counts: a depth entry is quantity u4, price u4, orders u2 and 2 padding bytes, so orders is
+# the high half of a 32-bit word, whatever the padding holds.
 _SHORT_FIELDS: Final = frozenset({"bid_orders", "ask_orders"})
 Layout = dict[str, int | range]
 _LTP_LAYOUT: Final[Layout] = {"instrument_token": 0, "last_price": 4}
@@ -125,49 +128,75 @@ _FULL_LAYOUT: Final[Layout] = {
 
 
 @dataclass(frozen=True)
-class _Copy:
-    """Move packet words ``source`` (in units of the word size) to block slots ``target``."""
+class _Block:
+    """A run of 8-byte fields of one dtype in ``TICK_DTYPE``, addressed as slots 0..width-1."""
 
-    source: Index
-    target: Index
+    dtype: np.dtype[np.int64] | np.dtype[np.float64]
+    names: tuple[str, ...]
+
+    @property
+    def offset(self) -> int:
+        return TICK_DTYPE.fields[self.names[0]][1]
+
+    def slot(self, name: str) -> int:
+        return (TICK_DTYPE.fields[name][1] - self.offset) // 8
+
+    def view(self, ticks: TickArray) -> npt.NDArray[np.int64] | npt.NDArray[np.float64]:
+        width = sum(TICK_DTYPE.fields[name][0].itemsize for name in self.names) // 8
+        strides = (TICK_DTYPE.itemsize, 8)
+        return np.ndarray((len(ticks), width), self.dtype, buffer=ticks, offset=self.offset, strides=strides)
+
+
+_INT_BLOCK: Final = _Block(np.dtype(np.int64), tuple(field[0] for field in _INT_FIELDS))
+_FLOAT_BLOCK: Final = _Block(np.dtype(np.float64), tuple(field[0] for field in _FLOAT_FIELDS))
 
 
 @dataclass(frozen=True)
 class _PacketKind:
+    """Where one packet kind's 32-bit words go: ``*_words`` index the packet as big-endian uint32,
+    ``*_slots`` index the block they land in."""
+
     mode: str
     length: int
-    prices: _Copy  # uint32 words -> float block, divided by the segment's divisor
-    integers: _Copy  # uint32 words -> int block
-    shorts: _Copy  # uint16 words -> int block
+    price_words: Index
+    price_slots: Index
+    int_words: Index
+    int_slots: Index
+    short_columns: Index  # columns of the gathered ints that hold a uint16 in their high half
     has_close: bool
 
 
 def _as_index(positions: list[int]) -> Index:
     """A slice when the positions are consecutive, so numpy takes a view instead of a copy."""
-    if positions and positions == list(range(positions[0], positions[0] + len(positions))):
-        return slice(positions[0], positions[0] + len(positions))
+    first = positions[0] if positions else 0
+    if positions == list(range(first, first + len(positions))):
+        return slice(first, first + len(positions))
     return np.array(positions, dtype=np.intp)
 
 
-def _block_slot(name: str, first_field: str) -> int:
-    return (TICK_DTYPE.fields[name][1] - TICK_DTYPE.fields[first_field][1]) // 8
-
-
 def _compile(mode: str, length: int, layout: Layout) -> _PacketKind:
-    float_names = {field[0] for field in _FLOAT_FIELDS}
-    moves: dict[str, tuple[list[int], list[int]]] = {"prices": ([], []), "integers": ([], []), "shorts": ([], [])}
+    prices: list[tuple[int, int]] = []
+    ints: list[tuple[int, int]] = []
+    shorts: list[tuple[int, int]] = []
     for name, offsets in layout.items():
         for element, offset in enumerate([offsets] if isinstance(offsets, int) else offsets):
-            if name in float_names:
-                group, word, slot = "prices", offset // 4, _block_slot(name, _FLOAT_FIELDS[0][0])
-            elif name in _SHORT_FIELDS:
-                group, word, slot = "shorts", offset // 2, _block_slot(name, _INT_FIELDS[0][0])
+            if name in _FLOAT_BLOCK.names:
+                prices.append((offset // 4, _FLOAT_BLOCK.slot(name) + element))
             else:
-                group, word, slot = "integers", offset // 4, _block_slot(name, _INT_FIELDS[0][0])
-            moves[group][0].append(word)
-            moves[group][1].append(slot + element)
-    copies = {group: _Copy(_as_index(words), _as_index(slots)) for group, (words, slots) in moves.items()}
-    return _PacketKind(mode=mode, length=length, **copies, has_close="close" in layout)
+                (shorts if name in _SHORT_FIELDS else ints).append(
+                    (offset // 4, _INT_BLOCK.slot(name) + element)
+                )
+    ints += shorts
+    return _PacketKind(
+        mode=mode,
+        length=length,
+        price_words=_as_index([word for word, _ in prices]),
+        price_slots=_as_index([slot for _, slot in prices]),
+        int_words=_as_index([word for word, _ in ints]),
+        int_slots=_as_index([slot for _, slot in ints]),
+        short_columns=slice(len(ints) - len(shorts), len(ints)),
+        has_close="close" in layout,
+    )
 
 
 _KINDS: Final = {
@@ -180,10 +209,7 @@ _KINDS: Final = {
         _compile("full", 184, _FULL_LAYOUT),
     )
 }
-_KNOWN_LENGTHS: Final = np.array(sorted(_KINDS), dtype=np.int64)
-_LAST_PRICE_SLOT: Final = _block_slot("last_price", _FLOAT_FIELDS[0][0])
-_CLOSE_SLOT: Final = _block_slot("close", _FLOAT_FIELDS[0][0])
-_CHANGE_SLOT: Final = _block_slot("change", _FLOAT_FIELDS[0][0])
+_KNOWN_LENGTHS: Final = np.array(sorted(_KINDS), dtype=np.intp)
 
 
 def decode_frame(payload: bytes) -> TickArray:
@@ -194,8 +220,7 @@ def decode_frame(payload: bytes) -> TickArray:
     length = _uniform_length(payload, count)
     if length is not None:
         return _decode_uniform(payload, count, length)
-    starts, lengths = _walk_packets(payload, count)
-    return _decode_mixed(payload, starts, lengths)
+    return _decode_mixed(payload, _walk_packets(payload, count))
 
 
 def _uniform_length(payload: bytes, count: int) -> int | None:
@@ -209,24 +234,27 @@ def _uniform_length(payload: bytes, count: int) -> int | None:
     return length if bool((prefixes == length).all()) else None
 
 
-def _walk_packets(payload: bytes, count: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Offsets of the packet bodies and their lengths; FrameError unless they tile the frame exactly."""
+def _walk_packets(payload: bytes, count: int) -> npt.NDArray[np.intp]:
+    """Offsets of the ``count`` packet bodies plus where a next one would start; FrameError unless the
+    length prefixes tile the frame exactly."""
     end = len(payload)
-    starts: list[int] = []
-    lengths: list[int] = []
-    position = 2
-    for index in range(count):
-        if position + 2 > end:
-            raise FrameError(f"frame ends before the length of packet {index + 1} of {count}", position)
-        length = payload[position] << 8 | payload[position + 1]
-        if position + 2 + length > end:
-            raise FrameError(f"packet {index + 1} of {count} ({length} bytes) runs past the frame end", position)
-        starts.append(position + 2)
-        lengths.append(length)
-        position += 2 + length
-    if position != end:
+    bodies: list[int] = []
+    append = bodies.append
+    body = 4  # a body starts right after its 2-byte length prefix
+    for _ in range(count):
+        if body > end:
+            break
+        append(body)
+        body += 2 + (payload[body - 2] << 8 | payload[body - 1])
+    position = body - 2
+    if position > end:
+        raise FrameError(f"packet {len(bodies)} of {count} runs past the frame end", bodies[-1] - 2)
+    if len(bodies) < count:
+        raise FrameError(f"frame ends before the length of packet {len(bodies) + 1} of {count}", position)
+    if position < end:
         raise FrameError(f"{end - position} bytes after the last of {count} packets", position)
-    return np.array(starts, dtype=np.intp), np.array(lengths, dtype=np.intp)
+    append(body)
+    return np.array(bodies, dtype=np.intp)
 
 
 def _decode_uniform(payload: bytes, count: int, length: int) -> TickArray:
@@ -237,7 +265,9 @@ def _decode_uniform(payload: bytes, count: int, length: int) -> TickArray:
     return _convert(packets, kind)
 
 
-def _decode_mixed(payload: bytes, starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]) -> TickArray:
+def _decode_mixed(payload: bytes, bodies: npt.NDArray[np.intp]) -> TickArray:
+    starts = bodies[:-1]
+    lengths = np.diff(bodies) - 2
     known = np.isin(lengths, _KNOWN_LENGTHS)
     starts, lengths = starts[known], lengths[known]
     ticks = np.empty(len(starts), TICK_DTYPE)
@@ -251,38 +281,27 @@ def _decode_mixed(payload: bytes, starts: npt.NDArray[np.intp], lengths: npt.NDA
 
 def _convert(packets: PacketBytes, kind: _PacketKind) -> TickArray:
     """Packets of one kind, one per row, to ``TICK_DTYPE`` rows with kiteconnect's arithmetic."""
-    count = len(packets)
-    ticks = np.zeros(count, TICK_DTYPE)
-    ints = _block(ticks, _INT_FIELDS[0][0], np.int64)
-    floats = _block(ticks, _FLOAT_FIELDS[0][0], np.float64)
+    ticks = np.zeros(len(packets), TICK_DTYPE)
     words = packets.view(">u4")
     segment = packets[:, 3]  # low byte of the big-endian token
-    divisor = _DIVISOR_BY_SEGMENT[segment]
-    floats[:, kind.prices.target] = words[:, kind.prices.source].astype(np.float64) / divisor[:, np.newaxis]
-    ints[:, kind.integers.target] = words[:, kind.integers.source]
-    if kind.length % 4 == 0 and isinstance(kind.shorts.source, np.ndarray):
-        ints[:, kind.shorts.target] = packets.view(">u2")[:, kind.shorts.source]
+    divisor = _DIVISOR_BY_SEGMENT[segment][:, np.newaxis]
+    # uint32 -> float64 is exact, so this is the same single division kiteconnect does per value.
+    prices = words[:, kind.price_words].astype(np.float64)
+    prices /= divisor
+    _FLOAT_BLOCK.view(ticks)[:, kind.price_slots] = prices
+    ints = words[:, kind.int_words].astype(np.int64)
+    ints[:, kind.short_columns] >>= 16
+    _INT_BLOCK.view(ticks)[:, kind.int_slots] = ints
     if kind.has_close:
-        floats[:, _CHANGE_SLOT] = _percent_change(floats[:, _LAST_PRICE_SLOT], floats[:, _CLOSE_SLOT])
+        ticks["change"] = _percent_change(ticks["last_price"], ticks["close"])
     ticks["mode"] = kind.mode
     ticks["tradable"] = segment != SEGMENT_INDICES
     return ticks
 
 
-def _block(ticks: TickArray, first_field: str, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
-    """A writable 2-D view of the run of same-typed fields starting at ``first_field``."""
-    start = TICK_DTYPE.fields[first_field][1]
-    width = sum(
-        TICK_DTYPE.fields[name][0].itemsize
-        for name in TICK_DTYPE.names
-        if TICK_DTYPE.fields[name][0].base == np.dtype(dtype)
-    )
-    return np.ndarray(
-        (len(ticks), width // 8), dtype, buffer=ticks, offset=start, strides=(TICK_DTYPE.itemsize, 8)
-    )
-
-
-def _percent_change(last_price: npt.NDArray[np.float64], close: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _percent_change(
+    last_price: npt.NDArray[np.float64], close: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """kiteconnect's ``(last_price - close) * 100 / close``, in the same operation order, 0 when close is 0."""
     change = np.zeros_like(last_price)
     np.divide((last_price - close) * 100, close, out=change, where=close != 0)

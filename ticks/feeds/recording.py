@@ -18,7 +18,7 @@ class FrameRecorder:
     """Appends frames; flushes every record so a killed process loses at most one."""
 
     def __init__(self, path: Path) -> None:
-        self._handle: BinaryIO = Path(path).open("wb")
+        self._handle: BinaryIO = Path(path).open("wb")  # noqa: SIM115 - lives as long as the recorder
         self._handle.write(MAGIC)
         self.frames = 0
 

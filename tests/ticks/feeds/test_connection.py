@@ -30,13 +30,17 @@ class Recorder:
         self.texts.append(message)
 
 
-def _connection(sim: KitesimThread, seen: Recorder, token: str | None = None, watchdog_s: float = 5.0) -> FeedConnection:
+def _connection(
+    sim: KitesimThread, seen: Recorder, token: str | None = None, watchdog_s: float = 5.0
+) -> FeedConnection:
     async def credentials() -> Credentials:
         return Credentials(sim.api_key, token or sim.access_token)
 
     return FeedConnection(
         index=0,
-        settings=ConnectionSettings(ws_root=sim.ws_root, watchdog_s=watchdog_s, backoff_base_s=0.05, backoff_cap_s=0.2),
+        settings=ConnectionSettings(
+            ws_root=sim.ws_root, watchdog_s=watchdog_s, backoff_base_s=0.05, backoff_cap_s=0.2
+        ),
         credentials=credentials,
         on_frame=seen.frame,
         on_text=seen.text,
@@ -69,7 +73,9 @@ async def test_it_streams_each_token_in_its_mode(kitesim: KitesimThread) -> None
     seen = Recorder()
     connection = _connection(kitesim, seen)
     full, ltp = _tokens(kitesim, "NFO-OPT", 10), _tokens(kitesim, "NFO-FUT", 2)
-    await connection.update(subscribe={**dict.fromkeys(full, "full"), **dict.fromkeys(ltp, "ltp")}, unsubscribe=())
+    await connection.update(
+        subscribe={**dict.fromkeys(full, "full"), **dict.fromkeys(ltp, "ltp")}, unsubscribe=()
+    )
 
     async def body() -> None:
         await _until(lambda: set(full + ltp) <= set(seen.modes))
@@ -104,7 +110,9 @@ async def test_the_watchdog_reconnects_a_silent_connection(kitesim: KitesimThrea
 
     async def body() -> None:
         await _until(lambda: seen.frames > 0)
-        await asyncio.to_thread(requests.post, f"{kitesim.root}/_sim/faults", json={"stall_seconds": 3.0}, timeout=5)
+        await asyncio.to_thread(
+            requests.post, f"{kitesim.root}/_sim/faults", json={"stall_seconds": 3.0}, timeout=5
+        )
         await _until(lambda: "silent" in seen.reconnects, timeout=6)
 
     await _running(connection, body)
@@ -124,7 +132,9 @@ async def test_text_messages_are_routed(kitesim: KitesimThread) -> None:
 
     async def body() -> None:
         await _until(lambda: connection.connected)
-        kitesim.call(kitesim.state.order_updates.publish, kitesim.api_key, {"order_id": "1", "status": "COMPLETE"})
+        kitesim.call(
+            kitesim.state.order_updates.publish, kitesim.api_key, {"order_id": "1", "status": "COMPLETE"}
+        )
         await _until(lambda: seen.texts != [])
 
     await _running(connection, body)

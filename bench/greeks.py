@@ -1,0 +1,195 @@
+"""IV + Greeks benchmark on the NIFTY + BANKNIFTY test chain of ref/greeks-engines.md §1.
+
+Prints figures only (targets in ref §8: P1 chain median <= 1.0 ms, P2 >= 2 M options/s,
+P3 >= 1000x mibian per option, P4 <= 8 iterations). Run: .venv/bin/python bench/greeks.py
+"""
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from greeks import engine, reference  # noqa: E402
+from greeks.solver import normalised_otm_call, solve_total_vol  # noqa: E402
+
+FloatArray = npt.NDArray[np.float64]
+
+RATE = 0.065
+TICK = 0.05
+UNDERLYINGS = (("NIFTY", 24_500.0, 50.0, 0.13), ("BANKNIFTY", 52_000.0, 100.0, 0.15))
+EXPIRY_DAYS = (1.25, 7.25, 28.25, 91.25)
+STRIKES_EACH_SIDE = 50
+
+
+class Chain(NamedTuple):
+    forward: FloatArray
+    strike: FloatArray
+    t: FloatArray
+    is_call: npt.NDArray[np.bool_]
+    vol: FloatArray  # the smile the prices were generated from
+
+
+def build_chain(spot_scale: float = 1.0) -> Chain:
+    """2 underlyings x 4 expiries x 101 strikes x CE/PE, on a smooth smile (ref §1)."""
+    parts = []
+    for _, spot, step, atm in UNDERLYINGS:
+        for days in EXPIRY_DAYS:
+            t = days / 365.0
+            forward = spot * spot_scale * np.exp(RATE * t)
+            strike = np.round(spot / step) * step + step * np.arange(-STRIKES_EACH_SIDE, STRIKES_EACH_SIDE + 1)
+            z = np.log(strike / forward) / (atm * np.sqrt(t))
+            vol = np.clip(atm * (1.0 - 0.08 * z + 0.02 * z * z), 0.6 * atm, 4.0 * atm)
+            for is_call in (True, False):
+                n = strike.size
+                parts.append((np.full(n, forward), strike, np.full(n, t), np.full(n, is_call), vol))
+    return Chain(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def exact_prices(chain: Chain) -> FloatArray:
+    return engine.price_at_vol(chain.forward, chain.strike, chain.t, RATE, chain.is_call, chain.vol)
+
+
+def tick_prices(chain: Chain) -> FloatArray:
+    return np.maximum(np.round(exact_prices(chain) / TICK) * TICK, TICK)
+
+
+def run(prices: FloatArray, chain: Chain) -> engine.GreeksResult:
+    return engine.implied_vol_and_greeks(prices, chain.forward, chain.strike, chain.t, RATE, chain.is_call)
+
+
+def timings(call: Callable[[], object], repeats: int) -> FloatArray:
+    call()  # the first call is reported by the caller where it matters
+    out = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter()
+        call()
+        out[i] = time.perf_counter() - start
+    return out
+
+
+def section_chain(repeats: int) -> float:
+    chain = build_chain()
+    print(f"(1) full chain, {chain.strike.size} options, IV + delta gamma theta vega rho, Black-76, 1 core")
+    median = 0.0
+    for name, prices in (("tick", tick_prices(chain)), ("exact", exact_prices(chain))):
+        start = time.perf_counter()
+        first = run(prices, chain)
+        first_ms = (time.perf_counter() - start) * 1e3
+        ms = timings(lambda p=prices: run(p, chain), repeats) * 1e3
+        ok = first.status == 0
+        print(
+            f"    {name:5s} prices: median {np.median(ms):.3f} ms  p99 {np.percentile(ms, 99):.3f} ms  "
+            f"min {ms.min():.3f} ms  first call {first_ms:.3f} ms  ({repeats} repeats; "
+            f"{ok.sum()} solved, {(~ok).sum()} NaN with a status)"
+        )
+        if name == "exact":
+            median = float(np.median(ms))
+            reprice = engine.price_at_vol(chain.forward, chain.strike, chain.t, RATE, chain.is_call, first.iv)
+            print(
+                f"          max |IV - true vol| {np.nanmax(np.abs(first.iv - chain.vol)) * 100:.2e} vol points, "
+                f"max reprice residual {np.nanmax(np.abs(reprice - prices)):.2e} rupees"
+            )
+    return median / chain.strike.size * 1e3  # microseconds per option
+
+
+def section_throughput(batches: tuple[int, ...], repeats: int) -> None:
+    print("(2) throughput, exact prices, copies of the chain with spots jittered +-3 %")
+    rng = np.random.default_rng(0)
+    base = build_chain()
+    for size in batches:
+        copies = -(-size // base.strike.size)
+        scales = rng.uniform(0.97, 1.03, copies)
+        parts = [build_chain(scale) for scale in scales]
+        chain = Chain(*(np.concatenate(column)[:size] for column in zip(*parts, strict=True)))
+        prices = exact_prices(chain)
+        seconds = timings(lambda c=chain, p=prices: run(p, c), repeats)
+        per_s = size / np.median(seconds)
+        print(
+            f"    batch {size:>7,d}: median {np.median(seconds) * 1e3:8.2f} ms  "
+            f"{per_s / 1e6:5.2f} M options/s  ({1e9 / per_s:.0f} ns/option, {repeats} repeats)"
+        )
+
+
+def section_mibian(sample: int, ours_us: float) -> None:
+    chain = build_chain()
+    prices = tick_prices(chain)
+    status = engine.quote_status(prices, chain.forward, chain.strike, chain.t, RATE, chain.is_call)
+    intrinsic = np.maximum(np.where(chain.is_call, 1.0, -1.0) * (chain.forward - chain.strike), 0.0)
+    time_value = prices - np.exp(-RATE * chain.t) * intrinsic
+    well_posed = np.flatnonzero((status == 0) & (prices >= TICK) & (time_value >= TICK))
+    pick = np.random.default_rng(1).choice(well_posed, size=min(sample, well_posed.size), replace=False)
+    args = (chain.forward[pick], chain.strike[pick], chain.t[pick], RATE, chain.is_call[pick])
+    print(f"(3) mibian 0.1.3 on {pick.size} well-posed tick quotes of the same chain (one pass)")
+    start = time.perf_counter()
+    mib = reference.implied_vol_and_greeks(prices[pick], *args)
+    mib_us = (time.perf_counter() - start) / pick.size * 1e6
+    start = time.perf_counter()
+    reference.greeks_at_vol(*args, chain.vol[pick])
+    mib_greeks_us = (time.perf_counter() - start) / pick.size * 1e6
+    greeks_s = timings(
+        lambda: engine.greeks_at_vol(chain.forward, chain.strike, chain.t, RATE, chain.is_call, chain.vol), 50
+    )
+    ours_greeks_us = np.median(greeks_s) / chain.strike.size * 1e6
+    print(f"    mibian IV + Greeks: {mib_us:9.1f} us/option ({(mib.status == 0).sum()} of {pick.size} solved)")
+    print(f"    ours   IV + Greeks: {ours_us:9.3f} us/option (full-chain median / 1616)")
+    print(f"    ratio ours/mibian per option: {ours_us / mib_us:.2e}  (speed-up {mib_us / ours_us:,.0f}x)")
+    print(
+        f"    Greeks only at a given vol: mibian {mib_greeks_us:.1f} us/option, ours {ours_greeks_us:.3f} "
+        f"us/option (speed-up {mib_greeks_us / ours_greeks_us:,.0f}x)"
+    )
+
+
+def section_iterations() -> None:
+    chain = build_chain()
+    print("(4) solver iterations (residual evaluations per option)")
+    for name, prices in (("tick chain", tick_prices(chain)), ("exact chain", exact_prices(chain))):
+        result = engine.implied_vol(prices, chain.forward, chain.strike, chain.t, RATE, chain.is_call)
+        used = result.iterations[result.status == 0]
+        print(f"    {name:12s}: max {used.max()}  mean {used.mean():.2f}  histogram {np.bincount(used)[1:]}")
+    # Stress grid of ref §3c: total vol log-uniform on [1e-3, 3], |x| <= min(3, 8 s), CE or PE.
+    rng = np.random.default_rng(2)
+    s = np.exp(rng.uniform(np.log(1e-3), np.log(3.0), 20_000))
+    x = -np.abs(rng.uniform(-1.0, 1.0, s.size) * np.minimum(3.0, 8.0 * s))
+    beta = normalised_otm_call(x, s)
+    solvable = (beta > 0.0) & (beta < np.exp(0.5 * x))
+    solved = solve_total_vol(x[solvable], beta[solvable])
+    error = np.abs(solved.s / s[solvable] - 1.0)
+    print(
+        f"    stress grid : max {solved.iterations.max()}  mean {solved.iterations.mean():.2f}  "
+        f"histogram {np.bincount(solved.iterations)[1:]}  (max relative IV error {error.max():.1e}, "
+        f"{solvable.sum()} OTM quotes)"
+    )
+
+
+def pin_to_one_core() -> str:
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned"
+    core = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return f"pinned to cpu {core}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=300, help="full-chain repeats")
+    parser.add_argument("--mibian-sample", type=int, default=200)
+    parser.add_argument("--batches", type=int, nargs="*", default=[10_000, 100_000])
+    args = parser.parse_args()
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"numpy {np.__version__}; {pin_to_one_core()}; load average {load}")
+    ours_us = section_chain(args.repeats)
+    section_throughput(tuple(args.batches), repeats=7)
+    section_mibian(args.mibian_sample, ours_us)
+    section_iterations()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Suite-wide fixtures: Redis database 15 (tickerproject.settings.test), flushed around each test."""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+from django.conf import settings
+
+Path(settings.BASE_DIR, "var").mkdir(exist_ok=True)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return settings.REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+async def aredis(redis_client: redis.Redis, redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()

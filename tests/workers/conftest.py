@@ -1,0 +1,120 @@
+"""Real Celery workers, kitesim and Redis for the feed tests."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from kitesim.testing import KitesimThread
+from ticks.models import BrokerAccount, WatchSpec
+from ticks.services import broker_account_set_token, instruments_refresh_from_kite
+
+ROOT = Path(__file__).parents[2]
+FAST_FEEDS = {
+    "FEED_LEASE_TTL_MS": "3000",
+    "FEED_LEASE_RENEW_S": "0.5",
+    "FEED_REPORT_S": "0.5",
+    "FEED_WATCHDOG_S": "2",
+}
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.name = f"feeds-{uuid.uuid4().hex[:6]}@test"
+        command = [sys.executable, "-m", "celery", "-A", "tickerproject", "worker", "-Q", "feeds,default"]
+        command += ["-c", "2", "-O", "fair", "--prefetch-multiplier=1", "-n", self.name, "--loglevel=INFO"]
+        self.log = log
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while "ready." not in self.log.read_text():
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, f"worker not ready:\n{self.log.read_text()}"
+            time.sleep(0.2)
+
+    def pids(self) -> set[int]:
+        children = subprocess.run(
+            ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        return {int(pid) for pid in children}
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@pytest.fixture
+def kitesim() -> Iterator[KitesimThread]:
+    with KitesimThread(
+        seed=5, speed=10, accounts=["demo:demosecret:demotoken", "alt:altsecret:alttoken"]
+    ) as sim:
+        yield sim
+
+
+@pytest.fixture
+def fleet(transactional_db, redis_client, kitesim: KitesimThread, settings) -> dict[str, BrokerAccount]:
+    """Two broker accounts known to kitesim, its instruments loaded, NIFTY watched (±2 strikes, 1 expiry)."""
+    settings.KITE_ROOT = kitesim.root
+    settings.KITE_WS_ROOT = kitesim.ws_root
+    settings.FEED_LEASE_TTL_MS = int(FAST_FEEDS["FEED_LEASE_TTL_MS"])
+    accounts = {}
+    for name, secret, token in (("demo", "demosecret", "demotoken"), ("alt", "altsecret", "alttoken")):
+        account = BrokerAccount(name=name, api_key=name, api_secret=secret)
+        accounts[name] = broker_account_set_token(
+            account=account, access_token=token, issued_at=timezone.now()
+        )
+    instruments_refresh_from_kite(account=accounts["demo"])
+    WatchSpec.objects.create(underlying="NIFTY", expiry_count=1, strikes_around_atm=2, mode="full")
+    return accounts
+
+
+@pytest.fixture
+def start_worker(fleet, kitesim: KitesimThread, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+    env = {
+        **os.environ,
+        **FAST_FEEDS,
+        "DJANGO_SETTINGS_MODULE": "tickerproject.settings.test",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "DATABASE_URL": _database_url(),
+        "TEST_REDIS_URL": settings.REDIS_URL,
+        "KITE_ROOT": kitesim.root,
+        "KITE_WS_ROOT": kitesim.ws_root,
+    }
+    workers: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        workers.append(WorkerProcess(env, tmp_path / f"worker-{len(workers)}.log"))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.stop()
