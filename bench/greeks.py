@@ -17,8 +17,8 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from greeks import engine, reference  # noqa: E402
-from greeks.solver import normalised_otm_call, solve_total_vol  # noqa: E402
+from greeks import engine, reference
+from greeks.solver import normalised_otm_call, solve_total_vol
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -44,7 +44,9 @@ def build_chain(spot_scale: float = 1.0) -> Chain:
         for days in EXPIRY_DAYS:
             t = days / 365.0
             forward = spot * spot_scale * np.exp(RATE * t)
-            strike = np.round(spot / step) * step + step * np.arange(-STRIKES_EACH_SIDE, STRIKES_EACH_SIDE + 1)
+            strike = np.round(spot / step) * step + step * np.arange(
+                -STRIKES_EACH_SIDE, STRIKES_EACH_SIDE + 1
+            )
             z = np.log(strike / forward) / (atm * np.sqrt(t))
             vol = np.clip(atm * (1.0 - 0.08 * z + 0.02 * z * z), 0.6 * atm, 4.0 * atm)
             for is_call in (True, False):
@@ -138,7 +140,9 @@ def section_mibian(sample: int, ours_us: float) -> None:
         lambda: engine.greeks_at_vol(chain.forward, chain.strike, chain.t, RATE, chain.is_call, chain.vol), 50
     )
     ours_greeks_us = np.median(greeks_s) / chain.strike.size * 1e6
-    print(f"    mibian IV + Greeks: {mib_us:9.1f} us/option ({(mib.status == 0).sum()} of {pick.size} solved)")
+    print(
+        f"    mibian IV + Greeks: {mib_us:9.1f} us/option ({(mib.status == 0).sum()} of {pick.size} solved)"
+    )
     print(f"    ours   IV + Greeks: {ours_us:9.3f} us/option (full-chain median / 1616)")
     print(f"    ratio ours/mibian per option: {ours_us / mib_us:.2e}  (speed-up {mib_us / ours_us:,.0f}x)")
     print(

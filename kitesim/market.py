@@ -27,7 +27,7 @@ from kitesim.paths import (
     NiftyGbm,
     NiftyPath,
     NiftyReplay,
-    SessionPath,
+    SessionPaths,
     is_trading_day,
     session_close_epoch,
     session_day,
@@ -46,6 +46,7 @@ INTERVAL_MINUTES = {
 }
 BAR_KNOTS = np.array([0.0, 15.0, 35.0, 55.0])
 MINUTES_PER_SESSION = 375
+LISTING_DAYS = 120
 # Fields whose change makes a tick worth sending (the exchange timestamp alone does not).
 CHANGE_FIELDS = ("last", "volume", "oi", "buy_qty", "sell_qty", "bid_price", "bid_qty", "bid_orders",
                  "ask_price", "ask_qty", "ask_orders")
@@ -100,14 +101,14 @@ class Market:
         self.now = start_epoch
         self._factory = universe_factory
         self._nifty = nifty
-        self._paths_cache: dict[date, list[SessionPath]] = {}
+        self._paths_cache: dict[date, SessionPaths] = {}
         self.ltp_changed = np.zeros(0, dtype=bool)
         self._open_session(session_day(start_epoch))
         self.advance(start_epoch)
 
     # --- session -----------------------------------------------------------------------------
 
-    def _paths(self, day: date) -> list[SessionPath]:
+    def _paths(self, day: date) -> SessionPaths:
         if day not in self._paths_cache:
             if len(self._paths_cache) > 64:
                 self._paths_cache.clear()
@@ -222,8 +223,8 @@ class Market:
     def _history_days(self, start: float, end: float, expiry: date | None) -> list[date]:
         first = datetime.fromtimestamp(start, IST).date()
         last = min(datetime.fromtimestamp(end, IST).date(), self.session)
-        if expiry is not None:
-            last = min(last, expiry)
+        if expiry is not None:  # a contract trades from its listing (about 4 months out) to expiry
+            first, last = max(first, expiry - timedelta(days=LISTING_DAYS)), min(last, expiry)
         days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
         return [d for d in days if is_trading_day(d) and session_open_epoch(d) <= end]
 
@@ -236,10 +237,12 @@ class Market:
         many = one.take(np.zeros(knots.size, dtype=np.intp))
         prices = traded_prices(many, fair_values(many, spot_at(many, paths, knots), knots, self.seed))
         prices = prices.reshape(-1, BAR_KNOTS.size)
-        dyn = session_dynamics(one, paths, self.seed)
         ends = np.minimum(starts + 60.0, self.now)
-        volume = self._volume_between(one, dyn, starts, ends)
-        oi = one.lot[0] * (dyn.oi_base[0] + np.floor(dyn.oi_rate[0] * (ends - dyn.open_epoch)))
+        volume, oi = np.zeros(starts.size), np.zeros(starts.size)
+        if not one.is_index[0]:  # an index has neither volume nor OI
+            dyn = session_dynamics(one, paths, self.seed)
+            volume = self._volume_between(one, dyn, starts, ends)
+            oi = one.lot[0] * (dyn.oi_base[0] + np.floor(dyn.oi_rate[0] * (ends - dyn.open_epoch)))
         return np.column_stack(
             [starts, prices[:, 0], prices.max(axis=1), prices.min(axis=1), prices[:, -1], volume, oi]
         )

@@ -80,10 +80,9 @@ class Contracts:
 
 def spot_at(c: Contracts, paths: Sequence[SessionPath], epochs: np.ndarray) -> np.ndarray:
     out = np.empty(c.und.size)
-    for code, path in enumerate(paths):
+    for code in np.unique(c.und):
         mask = c.und == code
-        if mask.any():
-            out[mask] = path.at(epochs[mask] if np.ndim(epochs) else epochs)
+        out[mask] = paths[int(code)].at(epochs[mask] if np.ndim(epochs) else epochs)
     return out
 
 

@@ -6,14 +6,16 @@ noise of their own.
 """
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, overload
 
 import numpy as np
 
 from kitesim.clock import IST
+from kitesim.pricing import uniform01
 from kitesim.universe import NIFTY_REFERENCE_LEVEL, UNDERLYINGS, is_trading_day, next_trading_day
 
 SESSION_OPEN = time(9, 15)
@@ -128,11 +130,13 @@ class NiftyGbm:
 
 def _smooth_noise(seed: int, salt: int, day: date, epochs: np.ndarray) -> np.ndarray:
     """A sum of three slow sinusoids, at most ``DERIVED_NOISE_AMPLITUDE`` in log terms."""
-    rng = np.random.default_rng([seed, salt, day.toordinal()])
-    periods = rng.uniform(300.0, 3600.0, 3)
-    phases = rng.uniform(0.0, 2 * np.pi, 3)
-    weights = rng.dirichlet(np.ones(3)) * DERIVED_NOISE_AMPLITUDE
-    waves = np.sin(2 * np.pi * epochs[:, None] / periods + phases)
+    draws = uniform01(seed, salt, day.toordinal(), np.arange(9))
+    periods = 300.0 + 3300.0 * draws[:3]
+    phases = 2 * np.pi * draws[3:6]
+    weights = -np.log1p(-draws[6:])  # normalised exponentials: a flat Dirichlet draw
+    weights *= DERIVED_NOISE_AMPLITUDE / weights.sum()
+    since_open = epochs - session_open_epoch(day)  # small arguments: sin of 1.8e9 is slow and imprecise
+    waves = np.sin(2 * np.pi * since_open[:, None] / periods + phases)
     return waves @ weights
 
 
@@ -146,7 +150,30 @@ def derived_session(nifty: SessionPath, underlying: str, seed: int) -> SessionPa
     return SessionPath(nifty.day, nifty.times, levels, round(nifty.prev_close * spec.nifty_ratio, 2))
 
 
-def sessions_for(nifty_path: NiftyPath, day: date, seed: int) -> list[SessionPath]:
-    """One path per underlying, in ``UNDERLYINGS`` order."""
-    nifty = nifty_path.session(day)
-    return [derived_session(nifty, name, seed) for name in UNDERLYINGS]
+class SessionPaths(Sequence[SessionPath]):
+    """One day's path per underlying, in ``UNDERLYINGS`` order, derived from NIFTY's only when asked."""
+
+    def __init__(self, nifty_path: NiftyPath, day: date, seed: int) -> None:
+        self._nifty = nifty_path.session(day)
+        self._seed = seed
+        self._derived: dict[int, SessionPath] = {}
+
+    def __len__(self) -> int:
+        return len(UNDERLYINGS)
+
+    @overload
+    def __getitem__(self, code: int) -> SessionPath: ...
+
+    @overload
+    def __getitem__(self, code: slice) -> list[SessionPath]: ...
+
+    def __getitem__(self, code: int | slice) -> SessionPath | list[SessionPath]:
+        if isinstance(code, slice):
+            return [self[k] for k in range(len(self))[code]]
+        if code not in self._derived:
+            self._derived[code] = derived_session(self._nifty, list(UNDERLYINGS)[code], self._seed)
+        return self._derived[code]
+
+
+def sessions_for(nifty_path: NiftyPath, day: date, seed: int) -> SessionPaths:
+    return SessionPaths(nifty_path, day, seed)

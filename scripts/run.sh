@@ -7,6 +7,9 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 export WEB_PORT="${WEB_PORT:-8000}" KITESIM_PORT="${KITESIM_PORT:-8765}" FLOWER_PORT="${FLOWER_PORT:-5555}"
 export KITE_ROOT="${KITE_ROOT:-http://127.0.0.1:$KITESIM_PORT}"
 mkdir -p var
+# Celery children and uvicorn share metrics through files; stale files from a previous run would lie.
+export PROMETHEUS_MULTIPROC_DIR="$PWD/var/prometheus"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 python scripts/ensure_redis.py
 python manage.py migrate --no-input -v 0
@@ -24,6 +27,8 @@ cat <<TXT
     Admin      http://127.0.0.1:$WEB_PORT/admin/     user admin / password admin
     API docs   http://127.0.0.1:$WEB_PORT/api/docs/
     Health     http://127.0.0.1:$WEB_PORT/healthz
+    Metrics    http://127.0.0.1:$WEB_PORT/metrics
+    Feeds      http://127.0.0.1:$WEB_PORT/api/v1/feeds
     Flower     http://127.0.0.1:$FLOWER_PORT/
     kitesim    $KITE_ROOT  (api_key demo, api_secret demosecret, access_token demotoken)
   An API key for scripts: python manage.py issue_api_key admin

@@ -1,13 +1,15 @@
 """Operational endpoints: liveness and the state of every feed."""
 
+import os
 import time
 from dataclasses import asdict
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,6 +41,15 @@ def _redis_ok() -> bool:
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_ok(), "redis": _redis_ok()}
     return JsonResponse({"ok": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition; with PROMETHEUS_MULTIPROC_DIR set, every process's metrics."""
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 class FeedListApi(APIView):

@@ -12,6 +12,7 @@ from kiteconnect.exceptions import KiteException
 from requests.exceptions import RequestException
 
 from ticks.feeds.lease import lease_key
+from ticks.feeds.metrics import FEED_DRIFT
 from ticks.feeds.planner import AccountCapacity, Assignment, plan_assign
 from ticks.kite import kite_client_for
 from ticks.models import BrokerAccount, Instrument
@@ -135,23 +136,18 @@ class Drift:
 
 
 def feed_reconcile(*, client: redis.Redis) -> list[Drift]:
-    """Compare the plan with what feeds report; re-plan when the healthy fleet changed."""
-    plan = feed_plan_current()
+    """Re-plan (a no-op unless ATM, watch specs or account health moved), then compare the plan
+    with what the feeds report and push the plan again to feeds that run an older version."""
+    plan = feed_plan_refresh(client=client)
     healthy = {account.pk for account in _healthy_accounts()}
-    if plan is None or _needs_replan(plan, healthy):
-        plan = feed_plan_refresh(client=client)
     drifts = [_drift(client, plan, account_id) for account_id in sorted(healthy)]
     for drift in drifts:
         if drift.stale_version:
             client.publish(CONTROL_CHANNEL, json.dumps({"action": "plan", "version": plan.version}))
+        FEED_DRIFT.labels(str(drift.account_id)).set(drift.planned - drift.reported)
         if drift.planned != drift.reported:
             logger.warning("feed drift: %s", drift)
     return drifts
-
-
-def _needs_replan(plan: FeedPlan, healthy: set[int]) -> bool:
-    planned_accounts = set(plan.assignments.values_list("account_id", flat=True).distinct())
-    return bool(planned_accounts - healthy) or (bool(plan.errors) and bool(healthy))
 
 
 def _drift(client: redis.Redis, plan: FeedPlan, account_id: int) -> Drift:

@@ -1,5 +1,8 @@
 from django.urls import path
 
-from workers.apis import healthz
+from workers.apis import healthz, metrics
 
-urlpatterns = [path("healthz", healthz, name="healthz")]
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
+]

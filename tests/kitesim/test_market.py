@@ -236,3 +236,10 @@ def test_session_roll_skips_the_closed_market() -> None:
     clock = SimClock(start_epoch=friday_close, speed=1.0, monotonic=lambda: 0.0)
     assert session_roll(clock) == session_open_epoch(date(2026, 8, 17))
     assert session_roll(clock) == session_open_epoch(date(2026, 8, 17))  # open market: no jump
+
+
+def test_contract_history_starts_at_listing(market: Market) -> None:
+    token = _token(market, "NFO:NIFTY26OCT24800CE")
+    days = market.candles(token, "day", OPEN - 400 * 86_400, OPEN + 3600)
+    first = datetime.fromtimestamp(days[0][0], IST).date()
+    assert first >= date(2026, 6, 29) and len(days) > 30

@@ -76,7 +76,7 @@ class Probe:
 
 @pytest.fixture
 def server() -> Iterator[KitesimThread]:
-    with KitesimThread(seed=7, speed=20) as sim:
+    with KitesimThread(seed=7, speed=60) as sim:
         yield sim
 
 

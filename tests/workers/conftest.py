@@ -35,10 +35,12 @@ def _database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, beat: bool = False) -> None:
         self.name = f"feeds-{uuid.uuid4().hex[:6]}@test"
         command = [sys.executable, "-m", "celery", "-A", "tickerproject", "worker", "-Q", "feeds,default"]
-        command += ["-c", "2", "-O", "fair", "--prefetch-multiplier=1", "-n", self.name, "--loglevel=INFO"]
+        command += ["-c", "3", "-O", "fair", "--prefetch-multiplier=1", "-n", self.name, "--loglevel=INFO"]
+        if beat:  # the supervisor and reconciler on their real schedule, inside this worker
+            command += ["-B", "--schedule", str(log.with_suffix(".beat"))]
         self.log = log
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
@@ -98,8 +100,8 @@ def fleet(transactional_db, redis_client, kitesim: KitesimThread, settings) -> d
 
 
 @pytest.fixture
-def start_worker(fleet, kitesim: KitesimThread, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
-    env = {
+def start_worker(fleet, kitesim: KitesimThread, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    base_env = {
         **os.environ,
         **FAST_FEEDS,
         "DJANGO_SETTINGS_MODULE": "tickerproject.settings.test",
@@ -111,8 +113,8 @@ def start_worker(fleet, kitesim: KitesimThread, tmp_path: Path) -> Iterator[Call
     }
     workers: list[WorkerProcess] = []
 
-    def start() -> WorkerProcess:
-        workers.append(WorkerProcess(env, tmp_path / f"worker-{len(workers)}.log"))
+    def start(*, beat: bool = False, **env: str) -> WorkerProcess:
+        workers.append(WorkerProcess({**base_env, **env}, tmp_path / f"worker-{len(workers)}.log", beat=beat))
         return workers[-1]
 
     yield start

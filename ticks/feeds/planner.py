@@ -400,7 +400,7 @@ def _companion_primaries(
         previous = before.get(token)
         if home is not None:
             primary_of[token] = home.key
-        elif False:
+        elif previous in keys:
             primary_of[token] = previous
         else:
             primary_of[token] = keys[0]

@@ -156,6 +156,16 @@ def test_companions_of_a_group_without_options_still_stream_once() -> None:
     assert plan_assign([index_only], accounts(1), result.plan).plan == result.plan
 
 
+def test_a_lone_companion_keeps_its_slot_when_a_failed_account_drains_onto_it() -> None:
+    groups = [group("NIFTY", range(1, 5), [NIFTY_INDEX]), group("INDIAVIX", [], [264969])]
+    first = plan_assign(groups, accounts(1, 2, max_connections=1, per_connection=5), None)
+    assert primaries(first.plan)[264969] == (2, 0)
+    fleet = [*accounts(1, healthy=False), *accounts(2, max_connections=1, per_connection=5)]
+    second = plan_assign(groups, fleet, first.plan)
+    assert primaries(second.plan)[264969] == (2, 0)
+    assert [error.unplaced for error in second.errors] == [frozenset({4})]
+
+
 def test_unhealthy_accounts_receive_nothing() -> None:
     fleet = [*accounts(1, healthy=False), *accounts(2), *accounts(3, healthy=False)]
     nifty = group("NIFTY", range(1, 4001), [NIFTY_INDEX])
@@ -201,6 +211,18 @@ def test_overflow_places_what_fits_and_reports_the_rest_per_group() -> None:
     assert second.underlying_key == "BANKNIFTY"
     assert second.unplaced == frozenset(range(100, 105)) | {BANKNIFTY_INDEX}
     assert "6 of 6 tokens" in second.message
+
+
+def test_companions_of_a_group_that_does_not_fit_stream_alone_and_stay_put() -> None:
+    nifty = group("NIFTY", range(1, 5), [NIFTY_INDEX])
+    banknifty = group("BANKNIFTY", range(10, 13), [BANKNIFTY_INDEX, BANKNIFTY_FUT])
+    fleet = accounts(1, max_connections=1, per_connection=7)
+    first = plan_assign([nifty, banknifty], fleet, None)
+    assert by_connection(first.plan) == {(1, 0): {1, 2, 3, 4, NIFTY_INDEX, BANKNIFTY_INDEX, BANKNIFTY_FUT}}
+    assert [error.unplaced for error in first.errors] == [frozenset({10, 11, 12})]
+    bigger = [*fleet, *accounts(2, max_connections=1, per_connection=2)]
+    second = plan_assign([nifty, banknifty], bigger, first.plan)
+    assert second.plan == first.plan and second.moved == frozenset()
 
 
 def test_group_order_is_the_priority_when_capacity_runs_out() -> None:
