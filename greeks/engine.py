@@ -285,7 +285,7 @@ def _classify(data: FloatArray, call: BoolArray, m: _Market) -> tuple[StatusArra
         upper_bound = np.where(call, m.spot, m.strike * m.discount)
         # In price space, so that a quote of exactly the bound is caught whatever the rounding.
         above = price >= upper_bound
-        below = time_value <= INTRINSIC_NOISE * intrinsic
+        below = time_value < 0.0
         usable = np.isfinite(data).all(axis=0) & (data[:4] > 0.0).all(axis=0)
         # Within rounding of the bound, normalising can still land beta on b_max = e^{-|x|/2}.
         near = np.flatnonzero(price >= upper_bound * NEAR_BOUND)

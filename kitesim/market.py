@@ -95,7 +95,9 @@ def _changed(before: TickColumns, after: TickColumns) -> np.ndarray:
 class Market:
     """Quotes for every instrument of the current session, advanced with :meth:`step`."""
 
-    def __init__(self, universe_factory: UniverseFactory, nifty: NiftyPath, seed: int, start_epoch: float):
+    def __init__(
+        self, universe_factory: UniverseFactory, nifty: NiftyPath, seed: int, start_epoch: float
+    ) -> None:
         self.seed = seed
         self.generation = 0
         self.now = start_epoch

@@ -112,7 +112,9 @@ class NiftyReplay:
 class NiftyGbm:
     """A seeded geometric Brownian motion on a one-second grid; each session is drawn on its own."""
 
-    def __init__(self, seed: int, level: float = NIFTY_REFERENCE_LEVEL, annual_vol: float = GBM_ANNUAL_VOL):
+    def __init__(
+        self, seed: int, level: float = NIFTY_REFERENCE_LEVEL, annual_vol: float = GBM_ANNUAL_VOL
+    ) -> None:
         self.seed = seed
         self.level = level
         self.annual_vol = annual_vol

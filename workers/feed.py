@@ -9,6 +9,8 @@ what each connection actually carries, for the reconciler.
 import asyncio
 import json
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -22,6 +24,7 @@ from ticks.feeds.latest import LatestTickCache
 from ticks.feeds.lease import FeedLease
 from ticks.feeds.pipeline import FrameProcessor
 from ticks.feeds.pool import AccountPool
+from ticks.feeds.recording import FrameRecorder
 from ticks.models import BrokerAccount
 from ticks.services import broker_account_mark_health
 from workers.control import CONTROL_CHANNEL, ORDER_UPDATES_CHANNEL, feed_starting_key, feed_status_key
@@ -59,6 +62,7 @@ class FeedSession:
     async def run(self, stop: asyncio.Event) -> str:
         account = await _account(self.account_id)
         self.label = account.name
+        self.recorder = _recorder(account.name)
         self.pool = self._pool(account)
         await self._apply_plan()
         try:
@@ -71,6 +75,8 @@ class FeedSession:
             await _mark(self.account_id, BrokerAccount.Health.TOKEN_EXPIRED, str(rejected.exceptions[0]))
             self.reason = "token_rejected"
         await self.redis.delete(feed_status_key(self.account_id))
+        if self.recorder is not None:
+            self.recorder.close()
         return self.reason
 
     def _pool(self, account: BrokerAccount) -> AccountPool:
@@ -80,7 +86,9 @@ class FeedSession:
             tokens_per_connection=account.tokens_per_connection,
             settings=ConnectionSettings(ws_root=settings.KITE_WS_ROOT, watchdog_s=settings.FEED_WATCHDOG_S),
             credentials=lambda: _credentials(self.account_id),
-            on_frame=FrameProcessor(account.name, hooks=[LatestTickCache(self.redis)]),
+            on_frame=FrameProcessor(
+                account.name, hooks=[LatestTickCache(self.redis)], recorder=self.recorder
+            ),
             on_text=self._on_text,
             on_reconnect=lambda reason: metrics.RECONNECTS.labels(account.name, reason).inc(),
         )
@@ -153,6 +161,14 @@ class FeedSession:
         logger.info("%s: feed stopping (%s)", self.label, reason)
         self.reason = reason
         stop.set()
+
+
+def _recorder(account: str) -> FrameRecorder | None:
+    if settings.FEED_RECORD_DIR is None:
+        return None
+    directory = Path(settings.FEED_RECORD_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    return FrameRecorder(directory / f"{account}-{int(time.time())}.frames")
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

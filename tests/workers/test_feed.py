@@ -3,10 +3,13 @@
 import json
 import time
 from collections.abc import Callable
+from io import StringIO
+from pathlib import Path
 
 import pytest
 import redis
 import requests
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from kiteconnect import KiteConnect
 from rest_framework.test import APIClient
@@ -138,3 +141,35 @@ def test_a_rejected_token_moves_the_tokens_and_a_new_token_resumes(
         every=lambda: feed_supervise(client=redis_client),
     )
     assert BrokerAccount.objects.get(name="demo").health == "ok"
+
+
+def test_a_recorded_feed_replays_through_the_same_sinks(
+    fleet: dict[str, BrokerAccount],
+    start_worker: Callable[..., WorkerProcess],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    feed_plan_refresh(client=redis_client)
+    tokens = _planned_tokens()
+    worker = start_worker(FEED_RECORD_DIR=str(tmp_path / "frames"))
+    feed_supervise(client=redis_client)
+    _until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
+    worker.stop()
+    recorded = latest_ticks(tokens=sorted(tokens))
+    (recording,) = (tmp_path / "frames").glob("demo-*.frames")
+    redis_client.delete("ticks:latest")
+
+    out = StringIO()
+    call_command("feed_replay", str(recording), stdout=out)
+
+    assert out.getvalue().startswith("Replayed ")
+    replayed = latest_ticks(tokens=sorted(tokens))
+    assert replayed.tobytes() == recorded.tobytes()
+
+
+def test_feed_replay_refuses_a_foreign_file(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.frames"
+    junk.write_bytes(b"not a recording")
+
+    with pytest.raises(CommandError, match="is not a frame recording"):
+        call_command("feed_replay", str(junk))

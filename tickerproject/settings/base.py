@@ -147,6 +147,8 @@ FEED_LEASE_TTL_MS = env.int("FEED_LEASE_TTL_MS", default=15_000)
 FEED_LEASE_RENEW_S = env.float("FEED_LEASE_RENEW_S", default=5.0)
 FEED_WATCHDOG_S = env.float("FEED_WATCHDOG_S", default=5.0)  # silence (no frame, no heartbeat) before reconnect
 FEED_REPORT_S = env.float("FEED_REPORT_S", default=2.0)
+# When set, every feed appends its raw frames to <dir>/<account>-<epoch>.frames (see feed_replay).
+FEED_RECORD_DIR = env.str("FEED_RECORD_DIR", default="") or None
 # Index instrument of each underlying, as Kite keys it (exchange:tradingsymbol).
 UNDERLYING_INDEX = env.dict(
     "UNDERLYING_INDEX",

@@ -150,11 +150,13 @@ def plan_assign(
     """Assign every desired token to one (account, connection) of a healthy account.
 
     Order of work: keep ``previous`` primaries that are still desired and still fit (connection by
-    connection, tokens ascending, so a shrunk connection sheds its highest tokens), then place the rest group by group in the order of ``groups`` (the caller's priority
-    when capacity runs out), tokens ascending. A group's options go first to connections already carrying
-    it, then to the connection that takes the whole remainder on the least-loaded account (tightest fit
-    within it), else to the connection with the most room, so a group spans as few connections, and
-    adds as few companion copies, as possible. What does not fit is reported per group as a capacity
+    connection, tokens ascending, so a shrunk connection sheds its highest tokens), then place the rest
+    group by group in the order of ``groups`` (the caller's priority when capacity runs out), tokens
+    ascending. A group's options go first to connections already carrying it, then to the connection
+    that takes the whole remainder on the least-loaded account (tightest fit within it), else to the
+    connection with the most room, so a group spans as few connections, and adds as few companion
+    copies, as possible. Companions left uncarried (their group wants no options, or none fit) stream on
+    their own, where they were if that still fits. What does not fit is reported per group as a capacity
     error, never dropped silently.
     """
     desired = _desired(groups)

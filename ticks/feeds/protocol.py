@@ -283,7 +283,7 @@ def _decode_uniform(payload: bytes, count: int, length: int) -> TickArray:
 def _decode_mixed(payload: bytes, bodies: npt.NDArray[np.intp]) -> TickArray:
     starts = bodies[:-1]
     lengths = np.diff(bodies) - 2
-    known = np.isin(lengths, _KNOWN_LENGTHS)
+    known = lengths > 0
     starts, lengths = starts[known], lengths[known]
     ticks = np.empty(len(starts), TICK_DTYPE)
     frame = np.frombuffer(payload, np.uint8)
@@ -292,7 +292,7 @@ def _decode_mixed(payload: bytes, bodies: npt.NDArray[np.intp]) -> TickArray:
         if rows.size:
             converted = _convert(sliding_window_view(frame, length)[starts[rows]], kind)
             # Scattering rows as opaque bytes is a memcpy each; a structured scatter goes field by field.
-            ticks.view(_ROW_BYTES)[: len(rows)] = converted.view(_ROW_BYTES)
+            ticks.view(_ROW_BYTES)[rows] = converted.view(_ROW_BYTES)
     return ticks
 
 
