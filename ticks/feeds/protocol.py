@@ -283,7 +283,7 @@ def _decode_uniform(payload: bytes, count: int, length: int) -> TickArray:
 def _decode_mixed(payload: bytes, bodies: npt.NDArray[np.intp]) -> TickArray:
     starts = bodies[:-1]
     lengths = np.diff(bodies) - 2
-    known = lengths > 0
+    known = np.isin(lengths, _KNOWN_LENGTHS)
     starts, lengths = starts[known], lengths[known]
     ticks = np.empty(len(starts), TICK_DTYPE)
     frame = np.frombuffer(payload, np.uint8)
