@@ -28,9 +28,10 @@ NSE_EXPIRY_CUTOFF = time(15, 30)
 SECONDS_PER_YEAR = 365 * 86400
 DAYS_PER_YEAR = 365.0
 INV_SQRT_2PI = 0.3989422804014327
-# An ITM quote whose time value is within this many ulps of its intrinsic value has none that
-# double precision can tell apart: parity would hand the solver pure rounding noise.
+# An ITM quote's time value is a difference of numbers of size F and K; within a few ulps of
+# F + K it is rounding noise, and parity would hand the solver that noise as a price.
 INTRINSIC_NOISE = 8.0 * np.finfo(np.float64).eps
+# Quotes this close to the no-arbitrage bound also get the bound checked in normalised terms.
 NEAR_BOUND = 1.0 - 1e-9
 # Lanes per pass: numpy temporaries stay in cache, so large batches run at the chain's speed.
 CHUNK = 4096
@@ -214,10 +215,13 @@ def _flatten(
     *values: npt.ArrayLike, is_call: npt.ArrayLike = True
 ) -> tuple[tuple[int, ...], FloatArray, BoolArray]:
     """Broadcast to one shape; floats as rows of one contiguous 2-D array, flags as a flat array."""
-    *floats, flags = np.broadcast_arrays(
-        *(np.asarray(v, dtype=np.float64) for v in values), np.asarray(is_call)
-    )
-    return flags.shape, np.stack(floats).reshape(len(floats), -1), flags.astype(bool).ravel()
+    arrays = [np.asarray(v, dtype=np.float64) for v in values]
+    flags = np.asarray(is_call, dtype=bool)
+    shape = np.broadcast_shapes(*(a.shape for a in arrays), flags.shape)
+    data = np.empty((len(arrays), *shape))
+    for i, array in enumerate(arrays):
+        data[i] = array
+    return shape, data.reshape(len(arrays), -1), np.broadcast_to(flags, shape).ravel()
 
 
 def _chunks(n: int) -> list[slice]:
@@ -285,7 +289,8 @@ def _classify(data: FloatArray, call: BoolArray, m: _Market) -> tuple[StatusArra
         upper_bound = np.where(call, m.spot, m.strike * m.discount)
         # In price space, so that a quote of exactly the bound is caught whatever the rounding.
         above = price >= upper_bound
-        below = time_value < 0.0
+        noise = np.where(intrinsic > 0.0, INTRINSIC_NOISE * (m.forward + m.strike), 0.0)
+        below = time_value <= noise
         usable = np.isfinite(data).all(axis=0) & (data[:4] > 0.0).all(axis=0)
         # Within rounding of the bound, normalising can still land beta on b_max = e^{-|x|/2}.
         near = np.flatnonzero(price >= upper_bound * NEAR_BOUND)

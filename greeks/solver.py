@@ -144,8 +144,7 @@ def _halley_bracketed(
     result = np.full(s.shape, np.nan)
     iterations = np.full(s.shape, max_iterations, dtype=np.int64)
     idx = np.arange(s.size)
-    lo = np.zeros_like(s)
-    hi = np.full_like(s, np.inf)
+    lo, hi = np.zeros_like(s), np.full_like(s, np.inf)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         for it in range(1, max_iterations + 1):
             f, newton, curvature = terms(s, constants)
@@ -158,22 +157,13 @@ def _halley_bracketed(
                 result[idx], iterations[idx] = candidate, it
                 break
             below = f < 0.0
-            lo = np.where(below, s, lo)
-            hi = np.where(below, hi, s)
+            lo, hi = np.where(below, s, lo), np.where(below, hi, s)
             stray = ~(done | ((candidate > lo) & (candidate < hi)))
             if stray.any():
                 candidate = np.where(stray, np.where(np.isfinite(hi), 0.5 * (lo + hi), 2.0 * s), candidate)
-            if done.any():
-                result[idx[done]], iterations[idx[done]] = candidate[done], it
-                keep = ~done
-                idx, candidate, lo, hi, constants = (
-                    idx[keep],
-                    candidate[keep],
-                    lo[keep],
-                    hi[keep],
-                    constants[:, keep],
-                )
-            s = candidate
+            result[idx[done]], iterations[idx[done]] = candidate[done], it
+            keep = ~done
+            idx, s, lo, hi, constants = idx[keep], candidate[keep], lo[keep], hi[keep], constants[:, keep]
     return result, iterations
 
 

@@ -1,8 +1,8 @@
 """Recording outbound tick frames and replaying them to subscribers instead of the market model.
 
-File format (binary, big-endian): the 8-byte magic ``KSIMREC1``, then one record per frame:
-``float64 simulated epoch seconds | uint32 frame length | frame bytes``. Frames are the raw binary
-tick frames exactly as sent (heartbeats and text messages are not recorded).
+The file format is ticks.feeds.recording's (shared with the feeds' recorder, so a feed's recording
+replays here): raw binary tick frames exactly as sent, stamped with simulated epoch seconds
+(heartbeats and text messages are not recorded).
 
 Replay plays each frame once, when the simulated clock passes its timestamp; the clock starts at the
 first record. Each frame is filtered to the receiving connection's tokens, and a packet recorded in
@@ -13,52 +13,17 @@ only sends heartbeats.
 
 import struct
 from pathlib import Path
-from typing import BinaryIO
 
 from kitesim.wire import MODE_FULL, MODE_LTP, MODE_QUOTE, split_packets
+from ticks.feeds.recording import FrameRecorder, read_recording
 
-MAGIC = b"KSIMREC1"
-RECORD = struct.Struct(">dI")
+__all__ = ["FrameRecorder", "FrameReplay", "filter_frame", "read_recording"]
+
 INDEX_SEGMENT = 9
 PACKET_LENGTH = {  # (is index, mode) -> packet length
     (False, MODE_LTP): 8, (False, MODE_QUOTE): 44, (False, MODE_FULL): 184,
     (True, MODE_LTP): 8, (True, MODE_QUOTE): 28, (True, MODE_FULL): 32,
 }
-
-
-class FrameRecorder:
-    """Appends frames to a recording file; flushes every record so a killed server loses little."""
-
-    def __init__(self, path: Path) -> None:
-        self._handle: BinaryIO = Path(path).open("wb")  # noqa: SIM115 - lives until close()
-        self._handle.write(MAGIC)
-        self.frames = 0
-
-    def write(self, sim_epoch: float, frame: bytes) -> None:
-        self._handle.write(RECORD.pack(sim_epoch, len(frame)) + frame)
-        self._handle.flush()
-        self.frames += 1
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-def read_recording(path: Path) -> list[tuple[float, bytes]]:
-    """Every (simulated epoch, frame) of a recording; ValueError on a foreign or truncated file."""
-    data = Path(path).read_bytes()
-    if not data.startswith(MAGIC):
-        raise ValueError(f"{path} is not a kitesim recording")
-    records, offset = [], len(MAGIC)
-    while offset < len(data):
-        if offset + RECORD.size > len(data):
-            raise ValueError(f"{path}: truncated record header at byte {offset}")
-        epoch, length = RECORD.unpack_from(data, offset)
-        offset += RECORD.size
-        if offset + length > len(data):
-            raise ValueError(f"{path}: truncated frame at byte {offset}")
-        records.append((epoch, data[offset : offset + length]))
-        offset += length
-    return records
 
 
 def filter_frame(frame: bytes, modes: dict[int, int]) -> bytes | None:
@@ -87,7 +52,7 @@ class FrameReplay:
 
     @classmethod
     def from_file(cls, path: Path) -> "FrameReplay":
-        return cls(read_recording(path))
+        return cls(list(read_recording(path)))
 
     @property
     def start_epoch(self) -> float:

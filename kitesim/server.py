@@ -37,6 +37,9 @@ def default_start_epoch(host_now: datetime | None = None) -> float:
     return session_open_epoch(session_day(session_open_epoch(today)))
 
 
+MAX_REQUEST_LINE = 64 * 1024
+
+
 def build_state(
     *,
     seed: int = 7,
@@ -120,7 +123,9 @@ def build_app(
     replay: FrameReplay | Path | None = None,
     pump_interval: float = PUMP_INTERVAL_S,
 ) -> web.Application:
-    app = web.Application(middlewares=[websocket_upgrade])
+    # Kite takes up to 1000 ``i=`` keys on one quote GET (~30 KiB of query string); aiohttp's
+    # default 8 KiB request line would refuse it before a handler runs.
+    app = web.Application(middlewares=[websocket_upgrade], handler_args={"max_line_size": MAX_REQUEST_LINE})
     frames = _load_replay(replay, state)
     recorder = FrameRecorder(Path(record)) if record is not None else None
     app[HUB_KEY] = TickerHub(state, recorder=recorder, replay=frames is not None)

@@ -12,10 +12,6 @@ from kitesim.rest.ratelimit import RateLimiter
 from kitesim.rest.sweeper import order_sweeper
 from kitesim.state import SimState
 
-# Kite takes up to 1000 ``i=`` keys on one GET (about 30 KiB of query string); aiohttp's default
-# request line limit of 8 KiB would refuse such a request before it reaches a handler.
-MAX_REQUEST_LINE = 64 * 1024
-
 ROUTES: tuple[Route, ...] = (
     *session.ROUTES,
     *user.ROUTES,
@@ -25,17 +21,6 @@ ROUTES: tuple[Route, ...] = (
     *orders.ROUTES,
     *portfolio.ROUTES,
 )
-
-
-def _allow_long_request_lines(app: web.Application) -> None:
-    """Raise the request-line limit on ``app`` unless its creator already chose one.
-
-    Application keeps ``handler_args`` only privately once built; setting it here keeps the REST
-    side self-contained (the alternative is ``web.Application(handler_args=...)`` in the assembly).
-    """
-    handler_args = dict(app._handler_args or {})
-    handler_args.setdefault("max_line_size", MAX_REQUEST_LINE)
-    app._handler_args = handler_args
 
 
 async def _signal_shutdown(app: web.Application) -> None:
@@ -54,7 +39,6 @@ def register_routes(
     app[LIMITER] = limiter or RateLimiter()
     app[SHUTTING_DOWN] = asyncio.Event()
     instruments.install(app)
-    _allow_long_request_lines(app)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, kite_route(route))
     app.middlewares.append(kite_edge)

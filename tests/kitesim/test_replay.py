@@ -10,9 +10,10 @@ import pytest
 from kiteconnect import KiteTicker
 from websockets.sync.client import connect
 
-from kitesim.replay import MAGIC, FrameRecorder, FrameReplay, filter_frame, read_recording
+from kitesim.replay import FrameRecorder, FrameReplay, filter_frame, read_recording
 from kitesim.testing import KitesimThread
 from kitesim.wire import MODE_FULL, MODE_LTP, MODE_QUOTE, TickColumns, encode_frame, split_packets
+from ticks.feeds.recording import MAGIC
 
 OPTION, INDEX = 47164 << 8 | 2, 256265
 
@@ -30,16 +31,16 @@ def test_recording_round_trip(tmp_path: Path) -> None:
     recorder.write(1_786_938_900.75, b"\x00\x00")
     recorder.close()
     assert (tmp_path / "ticks.ksim").read_bytes().startswith(MAGIC)
-    assert read_recording(tmp_path / "ticks.ksim") == [(1_786_938_900.25, _frame()), (1_786_938_900.75, b"\x00\x00")]
+    assert list(read_recording(tmp_path / "ticks.ksim")) == [(1_786_938_900.25, _frame()), (1_786_938_900.75, b"\x00\x00")]
 
 
 def test_foreign_and_truncated_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "foreign").write_bytes(b"hello")
-    with pytest.raises(ValueError, match="not a kitesim recording"):
-        read_recording(tmp_path / "foreign")
+    with pytest.raises(ValueError, match="is not a frame recording"):
+        list(read_recording(tmp_path / "foreign"))
     (tmp_path / "cut").write_bytes(MAGIC + struct.pack(">dI", 1.0, 50) + b"short")
     with pytest.raises(ValueError, match="truncated frame"):
-        read_recording(tmp_path / "cut")
+        list(read_recording(tmp_path / "cut"))
     with pytest.raises(ValueError, match="no frames"):
         FrameReplay([])
 
@@ -70,7 +71,7 @@ def test_record_then_replay_to_a_subscriber(tmp_path: Path) -> None:
         ws.send(json.dumps({"a": "subscribe", "v": [INDEX, 265]}))
         ws.send(json.dumps({"a": "mode", "v": ["full", [INDEX, 265]]}))
         time.sleep(2.0)
-    recorded = read_recording(path)
+    recorded = list(read_recording(path))
     assert len(recorded) > 5
     sent = [t["last_price"] for _, f in recorded for t in KiteTicker("k", "t")._parse_binary(f)
             if t["instrument_token"] == INDEX]

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kitesim.accounts import AccountBook
 from kitesim.clock import SimClock
-from kitesim.rest import MAX_REQUEST_LINE, register_routes
+from kitesim.rest import register_routes
 from kitesim.rest.keys import SHUTTING_DOWN, STATE
 from kitesim.rest.orders import _hold_response
 from kitesim.state import SimState
@@ -74,13 +74,6 @@ async def test_faults_apply_to_rest_routes_only(client: TestClient) -> None:
     response = await client.get("/user/profile", headers=AUTH)
     assert response.status == 503 and (await response.json())["error_type"] == "GeneralException"
     assert state.faults.rest_5xx_next == 0
-
-
-async def test_register_routes_allows_kites_long_quote_urls() -> None:
-    app = web.Application(handler_args={"max_field_size": 1234})
-    state = SimState(clock=SimClock(START), accounts=AccountBook([], START), market=BrokenMarket())  # type: ignore[arg-type]
-    register_routes(app, state)
-    assert app._handler_args == {"max_field_size": 1234, "max_line_size": MAX_REQUEST_LINE}
 
 
 async def test_held_order_response_ends_at_shutdown(client: TestClient) -> None:

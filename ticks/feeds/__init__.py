@@ -1,1 +1,1 @@
-"""Decoders for the broker feeds' wire formats."""
+"""The Kite market-data feed: WebSocket connections, binary frame decoding and tick sinks."""

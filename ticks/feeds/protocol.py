@@ -25,14 +25,15 @@ Choices; on every well-framed payload kiteconnect decodes, the rows equal its ti
 
 Speed: when every packet has the same length (the usual 3000-instrument full-mode frame) the packets
 are a strided view of the payload, checked with one numpy comparison; otherwise a tight loop walks the
-length prefixes and the packets are gathered per length. ``TICK_DTYPE`` keeps its int64 fields in one
-run and its float64 fields in another, so each packet kind fills them with a handful of 2-D numpy
-operations, in cache-sized chunks, instead of one operation per field.
+length prefixes and the packets are gathered per length. Each packet kind is then one structured
+assignment: a big-endian dtype naming the packet's fields at their byte offsets is copied, field by
+field in C, onto a view of the output naming the same fields at their ``TICK_DTYPE`` offsets. The
+price fields sit side by side in ``TICK_DTYPE`` so the rupee conversion is one 2-D division.
 """
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -41,35 +42,40 @@ from numpy.lib.stride_tricks import sliding_window_view
 SEGMENT_INDICES: Final = 9
 DEPTH_LEVELS: Final = 5
 
-_INT_FIELDS: Final = [
-    ("instrument_token", np.int64),
-    ("last_traded_quantity", np.int64),
-    ("volume_traded", np.int64),
-    ("total_buy_quantity", np.int64),
-    ("total_sell_quantity", np.int64),
-    ("last_trade_time", np.int64),
-    ("oi", np.int64),
-    ("oi_day_high", np.int64),
-    ("oi_day_low", np.int64),
-    ("exchange_timestamp", np.int64),
-    ("bid_quantity", np.int64, (DEPTH_LEVELS,)),
-    ("ask_quantity", np.int64, (DEPTH_LEVELS,)),
-    ("bid_orders", np.int64, (DEPTH_LEVELS,)),
-    ("ask_orders", np.int64, (DEPTH_LEVELS,)),
-]
-_FLOAT_FIELDS: Final = [
+_DEPTH: Final = (DEPTH_LEVELS,)
+# The price fields come first and side by side: converting them to rupees is one 2-D division.
+_PRICE_FIELDS: Final = [
     ("last_price", np.float64),
     ("average_traded_price", np.float64),
     ("open", np.float64),
     ("high", np.float64),
     ("low", np.float64),
     ("close", np.float64),
-    ("bid_price", np.float64, (DEPTH_LEVELS,)),
-    ("ask_price", np.float64, (DEPTH_LEVELS,)),
-    ("change", np.float64),
+    ("bid_price", np.float64, _DEPTH),
+    ("ask_price", np.float64, _DEPTH),
 ]
 TICK_DTYPE: Final = np.dtype(
-    [*_INT_FIELDS, *_FLOAT_FIELDS, ("mode", "U5"), ("tradable", np.bool_)], align=True
+    [
+        *_PRICE_FIELDS,
+        ("change", np.float64),
+        ("instrument_token", np.int64),
+        ("last_traded_quantity", np.int64),
+        ("volume_traded", np.int64),
+        ("total_buy_quantity", np.int64),
+        ("total_sell_quantity", np.int64),
+        ("last_trade_time", np.int64),
+        ("oi", np.int64),
+        ("oi_day_high", np.int64),
+        ("oi_day_low", np.int64),
+        ("exchange_timestamp", np.int64),
+        ("bid_quantity", np.int64, _DEPTH),
+        ("bid_orders", np.int64, _DEPTH),
+        ("ask_quantity", np.int64, _DEPTH),
+        ("ask_orders", np.int64, _DEPTH),
+        ("mode", "U5"),
+        ("tradable", np.bool_),
+    ],
+    align=True,
 )
 """One decoded packet. Integers are int64 (the wire has uint32) so differences such as volume deltas
 cannot wrap; prices are rupees; timestamps are epoch seconds, 0 when the packet kind has none.
@@ -77,7 +83,6 @@ cannot wrap; prices are rupees; timestamps are epoch seconds, 0 when the packet 
 
 TickArray = npt.NDArray[np.void]
 PacketBytes = npt.NDArray[np.uint8]
-Index = slice | npt.NDArray[np.intp]
 
 
 class FrameError(ValueError):
@@ -96,10 +101,9 @@ _DIVISOR_BY_SEGMENT[3] = 10_000_000.0  # cds
 _DIVISOR_BY_SEGMENT[[6, 12]] = 10_000.0  # bcd, nco
 
 # Output field -> byte offset(s) in the packet. Every field is a big-endian uint32 except the depth
-# order counts: a depth entry is quantity u4, price u4, orders u2 and 2 padding bytes, so orders is
-# the high half of a 32-bit word, whatever the padding holds.
-_SHORT_FIELDS: Final = frozenset({"bid_orders", "ask_orders"})
+# order counts, uint16 (a depth entry is quantity u4, price u4, orders u2, 2 bytes of padding).
 Layout = dict[str, int | range]
+_UINT16_FIELDS: Final = frozenset({"bid_orders", "ask_orders"})
 _LTP_LAYOUT: Final[Layout] = {"instrument_token": 0, "last_price": 4}
 # Index packets order their OHLC as high, low, open, close, unlike quote packets. Bytes 24-28 hold an
 # absolute price change that kiteconnect ignores; it computes a percent change itself.
@@ -133,97 +137,54 @@ _FULL_LAYOUT: Final[Layout] = {
 
 
 @dataclass(frozen=True)
-class _Block:
-    """A run of 8-byte fields of one dtype in ``TICK_DTYPE``, viewed as ``width`` slots per row."""
-
-    dtype: np.dtype[np.int64] | np.dtype[np.float64]
-    names: tuple[str, ...]
-    offset: int
-    width: int
-
-    @classmethod
-    def of(cls, fields: list[tuple[Any, ...]]) -> "_Block":
-        names = tuple(field[0] for field in fields)
-        dtypes = [TICK_DTYPE.fields[name][0] for name in names]
-        width = sum(dtype.itemsize for dtype in dtypes) // 8
-        return cls(dtypes[0].base, names, TICK_DTYPE.fields[names[0]][1], width)
-
-    def slot(self, name: str) -> int:
-        return (TICK_DTYPE.fields[name][1] - self.offset) // 8
-
-    def view(self, ticks: TickArray) -> npt.NDArray[np.int64] | npt.NDArray[np.float64]:
-        strides = (TICK_DTYPE.itemsize, 8)
-        return np.ndarray(
-            (len(ticks), self.width), self.dtype, buffer=ticks, offset=self.offset, strides=strides
-        )
-
-
-_INT_BLOCK: Final = _Block.of(_INT_FIELDS)
-_FLOAT_BLOCK: Final = _Block.of(_FLOAT_FIELDS)
-
-
-@dataclass(frozen=True)
 class _PacketKind:
-    """Where one packet kind's 32-bit words go: ``*_words`` index the packet as big-endian uint32,
-    ``*_slots`` index the block they land in."""
-
     mode: str
-    length: int
-    price_words: Index
-    price_slots: Index
-    int_words: Index
-    int_slots: Index
-    short_columns: Index  # columns of the gathered ints that hold a uint16 in their high half
+    wire: np.dtype[np.void]  # the packet's fields, big-endian, at their byte offsets in the packet
+    target: np.dtype[np.void]  # the same fields as int64/float64, at their offsets in TICK_DTYPE
+    price_columns: int  # how many leading float64 slots of a row hold prices to divide
     has_close: bool
 
 
-def _as_index(positions: list[int]) -> Index:
-    """A slice when the positions are consecutive, so numpy takes a view instead of a copy."""
-    first = positions[0] if positions else 0
-    if positions == list(range(first, first + len(positions))):
-        return slice(first, first + len(positions))
-    return np.array(positions, dtype=np.intp)
-
-
 def _compile(mode: str, length: int, layout: Layout) -> _PacketKind:
-    prices: list[tuple[int, int]] = []  # (packet word, block slot)
-    ints: list[tuple[int, int]] = []
-    shorts: list[tuple[int, int]] = []
+    wire: dict[str, tuple[str, int]] = {}  # one entry per scalar: name -> (format, offset)
+    target: dict[str, tuple[np.dtype[np.generic], int]] = {}
     for name, offsets in layout.items():
+        field, field_offset = TICK_DTYPE.fields[name][:2]
         for element, offset in enumerate([offsets] if isinstance(offsets, int) else offsets):
-            if name in _FLOAT_BLOCK.names:
-                prices.append((offset // 4, _FLOAT_BLOCK.slot(name) + element))
-            elif name in _SHORT_FIELDS:
-                shorts.append((offset // 4, _INT_BLOCK.slot(name) + element))
-            else:
-                ints.append((offset // 4, _INT_BLOCK.slot(name) + element))
+            scalar = f"{name}[{element}]"
+            wire[scalar] = (">u2" if name in _UINT16_FIELDS else ">u4", offset)
+            target[scalar] = (field.base, field_offset + element * field.base.itemsize)
     return _PacketKind(
         mode=mode,
-        length=length,
-        price_words=_as_index([word for word, _ in prices]),
-        price_slots=_as_index([slot for _, slot in prices]),
-        int_words=_as_index([word for word, _ in ints + shorts]),
-        int_slots=_as_index([slot for _, slot in ints + shorts]),
-        short_columns=slice(len(ints), len(ints) + len(shorts)),
+        wire=_struct(wire, length),
+        target=_struct(target, TICK_DTYPE.itemsize),
+        price_columns=1 + max(_last_slot(name) for name, *_ in _PRICE_FIELDS if name in layout),
         has_close="close" in layout,
     )
 
 
+def _last_slot(name: str) -> int:
+    """The index of the last 8-byte slot ``name`` occupies in a row."""
+    field, offset = TICK_DTYPE.fields[name][:2]
+    return (offset + field.itemsize) // 8 - 1
+
+
+def _struct(fields: dict[str, tuple[str | np.dtype[np.generic], int]], itemsize: int) -> np.dtype[np.void]:
+    formats, offsets = zip(*fields.values(), strict=True)
+    return np.dtype({"names": list(fields), "formats": formats, "offsets": offsets, "itemsize": itemsize})
+
+
 _KINDS: Final = {
-    kind.length: kind
-    for kind in (
-        _compile("ltp", 8, _LTP_LAYOUT),
-        _compile("quote", 28, _INDEX_QUOTE_LAYOUT),
-        _compile("full", 32, {**_INDEX_QUOTE_LAYOUT, "exchange_timestamp": 28}),
-        _compile("quote", 44, _QUOTE_LAYOUT),
-        _compile("full", 184, _FULL_LAYOUT),
+    length: _compile(mode, length, layout)
+    for mode, length, layout in (
+        ("ltp", 8, _LTP_LAYOUT),
+        ("quote", 28, _INDEX_QUOTE_LAYOUT),
+        ("full", 32, {**_INDEX_QUOTE_LAYOUT, "exchange_timestamp": 28}),
+        ("quote", 44, _QUOTE_LAYOUT),
+        ("full", 184, _FULL_LAYOUT),
     )
 }
 _KNOWN_LENGTHS: Final = np.array(sorted(_KINDS), dtype=np.intp)
-
-# Rows converted per pass, about 300 KB of output: with its input and temporaries a chunk stays in a
-# 512 KB L2 cache. Whole 3000-packet frames ran 2-3x slower on the shared 2-core box.
-_CHUNK_ROWS: Final = 768
 _ROW_BYTES: Final = np.dtype((np.void, TICK_DTYPE.itemsize))
 
 
@@ -299,26 +260,22 @@ def _decode_mixed(payload: bytes, bodies: npt.NDArray[np.intp]) -> TickArray:
 def _convert(packets: PacketBytes, kind: _PacketKind) -> TickArray:
     """Packets of one kind, one per row, to ``TICK_DTYPE`` rows with kiteconnect's arithmetic."""
     ticks = np.zeros(len(packets), TICK_DTYPE)
-    for start in range(0, len(packets), _CHUNK_ROWS):
-        chunk = slice(start, start + _CHUNK_ROWS)
-        _fill(ticks[chunk], packets[chunk], kind)
+    ticks.view(kind.target)[...] = packets.view(kind.wire)[:, 0]
+    segment = packets[:, 3]  # low byte of the big-endian token
+    prices = _prices(ticks, kind.price_columns)
+    # The prices went uint32 -> float64 exactly, so this is the one division kiteconnect does per value.
+    prices /= _DIVISOR_BY_SEGMENT[segment][:, np.newaxis]
+    if kind.has_close:
+        ticks["change"] = _percent_change(ticks["last_price"], ticks["close"])
     ticks["mode"] = kind.mode
+    ticks["tradable"] = segment != SEGMENT_INDICES
     return ticks
 
 
-def _fill(ticks: TickArray, packets: PacketBytes, kind: _PacketKind) -> None:
-    words = packets.view(">u4")
-    segment = packets[:, 3]  # low byte of the big-endian token
-    # uint32 -> float64 is exact, so this is the same single division kiteconnect does per value.
-    prices = words[:, kind.price_words].astype(np.float64)
-    prices /= _DIVISOR_BY_SEGMENT[segment][:, np.newaxis]
-    _FLOAT_BLOCK.view(ticks)[:, kind.price_slots] = prices
-    ints = words[:, kind.int_words].astype(np.int64)
-    ints[:, kind.short_columns] >>= 16
-    _INT_BLOCK.view(ticks)[:, kind.int_slots] = ints
-    if kind.has_close:
-        ticks["change"] = _percent_change(ticks["last_price"], ticks["close"])
-    ticks["tradable"] = segment != SEGMENT_INDICES
+def _prices(ticks: TickArray, columns: int) -> npt.NDArray[np.float64]:
+    """The first ``columns`` price slots of every row (the price fields lead TICK_DTYPE), as a view."""
+    strides = (TICK_DTYPE.itemsize, 8)
+    return np.ndarray((len(ticks), columns), np.float64, buffer=ticks, offset=0, strides=strides)
 
 
 def _percent_change(
