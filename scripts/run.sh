@@ -31,7 +31,7 @@ cat <<TXT
     Feeds      http://127.0.0.1:$WEB_PORT/api/v1/feeds
     Flower     http://127.0.0.1:$FLOWER_PORT/
     kitesim    $KITE_ROOT  (api_key demo, api_secret demosecret, access_token demotoken)
-  An API key for scripts: python manage.py issue_api_key admin
+  An API key for scripts: .venv/bin/python manage.py issue_api_key admin
 
 TXT
 wait "$honcho_pid"

@@ -34,21 +34,24 @@ class Desired:
     problems: tuple[str, ...]
 
 
-PriceSource = Callable[[Instrument], float | None]
+# Prices of instruments that have not ticked yet, in one call (Kite's quote limit is 1/s).
+PriceSource = Callable[[list[Instrument]], dict[int, float]]
 
 
-def feed_desired(*, redis_client: redis.Redis, fallback_price: PriceSource) -> Desired:
+def feed_desired(*, redis_client: redis.Redis, fallback_prices: PriceSource) -> Desired:
     groups: list[DesiredGroup] = []
     modes: dict[int, str] = {}
     problems: list[str] = []
-    for spec in WatchSpec.objects.filter(enabled=True):
-        index = _index_instrument(spec.underlying)
+    specs = list(WatchSpec.objects.filter(enabled=True))
+    indexes = {spec.underlying: _index_instrument(spec.underlying) for spec in specs}
+    prices = _prices(redis_client, [index for index in indexes.values() if index is not None], fallback_prices)
+    for spec in specs:
+        index = indexes[spec.underlying]
         if index is None:
-            problems.append(
-                f"{spec.underlying}: no index instrument {settings.UNDERLYING_INDEX.get(spec.underlying)!r}"
-            )
+            key = settings.UNDERLYING_INDEX.get(spec.underlying)
+            problems.append(f"{spec.underlying}: no index instrument {key!r}")
             continue
-        price = _latest_price(redis_client, index) or fallback_price(index)
+        price = prices.get(index.instrument_token)
         if price is None:
             problems.append(f"{spec.underlying}: no price for {index} yet")
             continue
@@ -109,9 +112,11 @@ def _index_instrument(underlying: str) -> Instrument | None:
     return Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True).first()
 
 
-def _latest_price(redis_client: redis.Redis, index: Instrument) -> float | None:
-    rows = latest_ticks_read(redis_client, [index.instrument_token])
-    return float(rows["last_price"][0]) if len(rows) and rows["last_price"][0] > 0 else None
+def _prices(redis_client: redis.Redis, indexes: list[Instrument], fallback: PriceSource) -> dict[int, float]:
+    rows = latest_ticks_read(redis_client, [index.instrument_token for index in indexes])
+    prices = {int(row["instrument_token"]): float(row["last_price"]) for row in rows if row["last_price"] > 0}
+    missing = [index for index in indexes if index.instrument_token not in prices]
+    return prices | (fallback(missing) if missing else {})
 
 
 def _centre(redis_client: redis.Redis, key: str, price: float, step: float) -> float:

@@ -34,23 +34,22 @@ def _healthy_accounts() -> list[BrokerAccount]:
     return list(BrokerAccount.objects.filter(enabled=True, health=BrokerAccount.Health.OK).order_by("pk"))
 
 
-def _kite_ltp(instrument: Instrument) -> float | None:
-    """Fallback price before any tick arrived: Kite's LTP through the first healthy account."""
-    key = f"{instrument.exchange}:{instrument.tradingsymbol}"
+def _kite_ltp(instruments: list[Instrument]) -> dict[int, float]:
+    """Fallback prices before any tick arrived: one Kite LTP call through the first healthy account."""
+    keys = [f"{instrument.exchange}:{instrument.tradingsymbol}" for instrument in instruments]
     for account in _healthy_accounts():
         try:
-            quote = kite_client_for(account).ltp([key])
+            quotes = kite_client_for(account).ltp(keys)
         except (KiteException, RequestException) as error:
-            logger.warning("ltp %s via %s failed: %s", key, account, error)
+            logger.warning("ltp %s via %s failed: %s", keys, account, error)
             continue
-        if key in quote:
-            return float(quote[key]["last_price"])
-    return None
+        return {int(quote["instrument_token"]): float(quote["last_price"]) for quote in quotes.values()}
+    return {}
 
 
 def feed_plan_refresh(*, client: redis.Redis) -> FeedPlan:
     """Plan every desired token onto the healthy accounts, store it, and tell the feeds."""
-    desired = feed_desired(redis_client=client, fallback_price=_kite_ltp)
+    desired = feed_desired(redis_client=client, fallback_prices=_kite_ltp)
     accounts = [
         AccountCapacity(a.pk, True, a.max_connections, a.tokens_per_connection) for a in _healthy_accounts()
     ]
@@ -136,17 +135,18 @@ class Drift:
 
 
 def feed_reconcile(*, client: redis.Redis) -> list[Drift]:
-    """Re-plan (a no-op unless ATM, watch specs or account health moved), then compare the plan
-    with what the feeds report and push the plan again to feeds that run an older version."""
-    plan = feed_plan_refresh(client=client)
-    healthy = {account.pk for account in _healthy_accounts()}
-    drifts = [_drift(client, plan, account_id) for account_id in sorted(healthy)]
+    """Compare the plan in force with what the feeds report (they had a period to converge) and
+    push it again to feeds still on an older version; then re-plan, a no-op unless ATM, the watch
+    specs or account health moved."""
+    plan = feed_plan_current()
+    drifts = [] if plan is None else [_drift(client, plan, account.pk) for account in _healthy_accounts()]
     for drift in drifts:
         if drift.stale_version:
             client.publish(CONTROL_CHANNEL, json.dumps({"action": "plan", "version": plan.version}))
         FEED_DRIFT.labels(str(drift.account_id)).set(drift.planned - drift.reported)
         if drift.planned != drift.reported:
             logger.warning("feed drift: %s", drift)
+    feed_plan_refresh(client=client)
     return drifts
 
 
