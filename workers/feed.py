@@ -25,6 +25,7 @@ from ticks.feeds.lease import FeedLease
 from ticks.feeds.pipeline import FrameProcessor
 from ticks.feeds.pool import AccountPool
 from ticks.feeds.recording import FrameRecorder
+from ticks.feeds.redis_io import feed_redis
 from ticks.models import BrokerAccount
 from ticks.services import broker_account_mark_health
 from workers.control import CONTROL_CHANNEL, ORDER_UPDATES_CHANNEL, feed_starting_key, feed_status_key
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 async def feed_run(account_id: int, stop: asyncio.Event, *, worker: str = "") -> str:
     """Stream one account until told to stop; returns why it stopped."""
-    redis = Redis.from_url(settings.REDIS_URL)
+    redis = feed_redis(settings.REDIS_URL)
     lease = FeedLease(redis, account_id, ttl_ms=settings.FEED_LEASE_TTL_MS)
     try:
         if not await lease.acquire():
