@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tickerproject.exceptions import NotFoundError
+from ticks.instruments_csv import KITE_HEADER
 from ticks.models import Instrument
 from ticks.selectors import chain_expiries, instrument_list, latest_ticks, underlying_exists
 
@@ -33,20 +34,7 @@ class InstrumentListApi(APIView):
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = Instrument
-            fields = [
-                "instrument_token",
-                "exchange_token",
-                "tradingsymbol",
-                "name",
-                "last_price",
-                "expiry",
-                "strike",
-                "tick_size",
-                "lot_size",
-                "instrument_type",
-                "segment",
-                "exchange",
-            ]
+            fields = list(KITE_HEADER)
 
     @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:

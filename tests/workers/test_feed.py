@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from kitesim.testing import KitesimThread
 from tests.ticks.factories import UserFactory
+from tests.waiting import until
 from tests.workers.conftest import WorkerProcess
 from ticks.feeds.lease import lease_holder_sync
 from ticks.models import BrokerAccount
@@ -26,17 +27,6 @@ from workers.selectors import feed_plan_current
 from workers.services import feed_plan_refresh, feed_reconcile, feed_supervise
 
 pytestmark = pytest.mark.integration
-
-
-def _until(
-    check: Callable[[], object], timeout: float = 30.0, every: Callable[[], object] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        if every is not None:
-            every()
-        time.sleep(0.25)
 
 
 def _planned_tokens() -> set[int]:
@@ -67,13 +57,13 @@ def test_the_planned_tokens_stream_into_the_latest_tick_cache(
     start_worker()
     assert set(feed_supervise(client=redis_client)) == {fleet["demo"].pk, fleet["alt"].pk}
 
-    _until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
+    until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
     client = APIClient()
     client.force_login(UserFactory())
     feeds = {feed["account"]: feed for feed in client.get("/api/v1/feeds").json()["feeds"]}
     planned = {name: feeds[name]["planned"] for name in ("demo", "alt")}
     assert sum(planned.values()) >= len(tokens)
-    _until(
+    until(
         lambda: all(
             f["state"] == "streaming" for f in client.get("/api/v1/feeds").json()["feeds"] if f["planned"]
         )
@@ -91,14 +81,14 @@ def test_a_killed_worker_hands_its_accounts_to_another(
     tokens = _planned_tokens()
     first = start_worker()
     feed_supervise(client=redis_client)
-    _until(lambda: all(_holder_accounts(redis_client, fleet).values()))
+    until(lambda: all(_holder_accounts(redis_client, fleet).values()))
     second = start_worker()
 
     first.kill()
     killed_at = time.time()
     time.sleep(0.5)
     mark = _newest_exchange_time(tokens)
-    _until(
+    until(
         lambda: all(_holder_accounts(redis_client, fleet).values()) and _ticking_after(tokens, mark)(),
         timeout=20,
         every=lambda: feed_supervise(client=redis_client),
@@ -118,14 +108,14 @@ def test_a_rejected_token_moves_the_tokens_and_a_new_token_resumes(
     tokens = _planned_tokens()
     start_worker()
     feed_supervise(client=redis_client)
-    _until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
+    until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
 
     requests.post(f"{kitesim.root}/_sim/expire_tokens", json={"api_key": "demo"}, timeout=5)
-    _until(lambda: BrokerAccount.objects.get(name="demo").health == "token_expired")
+    until(lambda: BrokerAccount.objects.get(name="demo").health == "token_expired")
     feed_reconcile(client=redis_client)
     assert set(feed_plan_current().assignments.values_list("account_id", flat=True)) == {fleet["alt"].pk}
     mark = _newest_exchange_time(tokens)
-    _until(_ticking_after(tokens, mark), every=lambda: feed_supervise(client=redis_client))
+    until(_ticking_after(tokens, mark), every=lambda: feed_supervise(client=redis_client))
 
     kite = KiteConnect("demo", root=kitesim.root)
     # kite.login_url() is always kite.zerodha.com; kitesim serves the same path at its root.
@@ -136,7 +126,7 @@ def test_a_rejected_token_moves_the_tokens_and_a_new_token_resumes(
     broker_account_set_token(
         account=fleet["demo"], access_token=session["access_token"], issued_at=timezone.now()
     )
-    _until(
+    until(
         lambda: json.loads(redis_client.get(feed_status_key(fleet["demo"].pk)) or "{}").get("holder"),
         every=lambda: feed_supervise(client=redis_client),
     )
@@ -153,7 +143,7 @@ def test_a_recorded_feed_replays_through_the_same_sinks(
     tokens = _planned_tokens()
     worker = start_worker(FEED_RECORD_DIR=str(tmp_path / "frames"))
     feed_supervise(client=redis_client)
-    _until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
+    until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
     worker.stop()
     recorded = latest_ticks(tokens=sorted(tokens))
     (recording,) = (tmp_path / "frames").glob("demo-*.frames")

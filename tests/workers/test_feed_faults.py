@@ -10,6 +10,7 @@ import redis
 import requests
 
 from kitesim.testing import KitesimThread
+from tests.waiting import until
 from tests.workers.conftest import WorkerProcess
 from tests.workers.private_redis import PrivateRedis
 from ticks.feeds.latest import latest_ticks_read
@@ -21,17 +22,6 @@ from workers.services import feed_plan_refresh, feed_supervise
 pytestmark = pytest.mark.integration
 
 
-def _until(
-    check: Callable[[], object], timeout: float = 30.0, every: Callable[[], object] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        if every is not None:
-            every()
-        time.sleep(0.25)
-
-
 def _newest(client: redis.Redis, tokens: list[int]) -> int:
     rows = latest_ticks_read(client, tokens)
     return int(rows["exchange_timestamp"].max()) if len(rows) else 0
@@ -41,9 +31,9 @@ def _streaming(
     client: redis.Redis, tokens: list[int], timeout: float = 30.0, every: Callable[[], object] | None = None
 ) -> None:
     """Wait for every token to have ticked, then for fresh ticks (a newer exchange time) after that."""
-    _until(lambda: len(latest_ticks_read(client, tokens)) == len(tokens), timeout, every)
+    until(lambda: len(latest_ticks_read(client, tokens)) == len(tokens), timeout, every)
     mark = _newest(client, tokens)
-    _until(lambda: _newest(client, tokens) > mark, timeout, every)
+    until(lambda: _newest(client, tokens) > mark, timeout, every)
 
 
 @pytest.fixture
@@ -76,7 +66,7 @@ def test_a_stalled_connection_is_reconnected_by_the_watchdog(
 
     requests.post(f"{kitesim.root}/_sim/faults", json={"stall_seconds": 4.0}, timeout=5)
 
-    _until(lambda: "reconnecting" in worker.log.read_text(), timeout=10)
+    until(lambda: "reconnecting" in worker.log.read_text(), timeout=10)
     _streaming(redis_client, tokens)
 
 
@@ -87,7 +77,7 @@ def test_malformed_frames_are_counted_and_the_stream_continues(
 
     requests.post(f"{kitesim.root}/_sim/faults", json={"malformed_frames_next": 3}, timeout=5)
 
-    _until(lambda: "dropped a malformed frame" in worker.log.read_text(), timeout=10)
+    until(lambda: "dropped a malformed frame" in worker.log.read_text(), timeout=10)
     _streaming(redis_client, tokens)
 
 
@@ -104,7 +94,7 @@ def test_two_workers_never_stream_the_same_account(
         redis_client.delete(*[f"feeds:starting:{a.pk}" for a in fleet.values()])
         feed_supervise(client=redis_client)
         time.sleep(0.1)
-    _until(lambda: all(lease_holder_sync(redis_client, a.pk) for a in fleet.values()))
+    until(lambda: all(lease_holder_sync(redis_client, a.pk) for a in fleet.values()))
     time.sleep(2)
 
     live = requests.get(f"{kitesim.root}/_sim/state", timeout=5).json()["connections"].values()
