@@ -19,3 +19,12 @@ class GreeksStatus(IntEnum):
     # The safeguarded solver ran out of iterations (or, for the mibian reference, mibian's
     # bisection cannot reach the quote); should never happen for the numpy engine.
     NO_CONVERGENCE = 6
+    # Set by the tick path, never by the engine: the option has no last price (never traded, or
+    # not ticked yet), or its chain has no forward (no future, no priced ATM pair, no index).
+    NO_PRICE = 7
+    NO_FORWARD = 8
+
+    @property
+    def label(self) -> str:
+        """The API's name for the status: "ok", "below_intrinsic", "no_price", ..."""
+        return self.name.lower()

@@ -4,7 +4,9 @@ import time
 from collections.abc import Callable
 
 
-def until(check: Callable[[], object], timeout: float = 30.0, every: Callable[[], object] | None = None) -> None:
+def until(
+    check: Callable[[], object], timeout: float = 30.0, every: Callable[[], object] | None = None
+) -> None:
     """Poll ``check`` every 0.25 s (calling ``every`` between polls) until it is truthy, or fail."""
     deadline = time.monotonic() + timeout
     while not check():

@@ -163,3 +163,22 @@ def test_feed_replay_refuses_a_foreign_file(tmp_path: Path) -> None:
 
     with pytest.raises(CommandError, match="is not a frame recording"):
         call_command("feed_replay", str(junk))
+
+
+def test_a_worker_shutdown_stops_its_feeds_and_releases_their_leases(
+    fleet: dict[str, BrokerAccount], start_worker: Callable[..., WorkerProcess], redis_client: redis.Redis
+) -> None:
+    feed_plan_refresh(client=redis_client)
+    tokens = _planned_tokens()
+    worker = start_worker(FEED_LEASE_TTL_MS="60000")  # only a release, not expiry, can free it in time
+    feed_supervise(client=redis_client)
+    until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
+    assert all(_holder_accounts(redis_client, fleet).values())
+
+    started = time.monotonic()
+    worker.stop()  # SIGTERM: Celery's warm shutdown waits for its tasks
+
+    assert time.monotonic() - started < 10
+    assert worker.process.returncode == 0
+    assert _holder_accounts(redis_client, fleet) == {"demo": None, "alt": None}
+    assert "feed stopping (stop_requested)" in worker.log.read_text()

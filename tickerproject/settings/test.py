@@ -4,6 +4,8 @@ Tests flush that database, so it must never be one a running system uses. The SQ
 database is a file, so a Celery worker started by an integration test shares it.
 """
 
+import os
+
 from tickerproject.settings.base import *  # noqa: F403
 from tickerproject.settings.base import BASE_DIR, CHANNEL_LAYERS, DATABASES, LOGGING, REDIS_URL
 from tickerproject.settings.environment import env
@@ -18,4 +20,5 @@ CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    # Per test run, so two runs on one machine never delete each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")}
