@@ -1,5 +1,7 @@
-"""WebSocket routes. The live stream consumer arrives with the dashboard issue."""
+"""WebSocket routes."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from ticks.consumers import StreamConsumer
+
+websocket_urlpatterns = [path("ws/stream/", StreamConsumer.as_asgi())]

@@ -1,11 +1,15 @@
 from django.urls import path
 
+from greeks.apis import ChainApi, ChainHistoryApi
 from ticks.apis import ChainExpiryListApi, InstrumentListApi, LatestTickListApi
 from workers.apis import FeedListApi
 
 urlpatterns = [
     path("instruments", InstrumentListApi.as_view(), name="instrument-list"),
     path("chains/<str:underlying>/expiries", ChainExpiryListApi.as_view(), name="chain-expiry-list"),
+    # After ".../expiries", which would otherwise read as an expiry named "expiries".
+    path("chains/<str:underlying>/<str:expiry>", ChainApi.as_view(), name="chain-detail"),
+    path("chains/<str:underlying>/<str:expiry>/history", ChainHistoryApi.as_view(), name="chain-history"),
     path("ticks/latest", LatestTickListApi.as_view(), name="tick-latest-list"),
     path("feeds", FeedListApi.as_view(), name="feed-list"),
 ]

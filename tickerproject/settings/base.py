@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from tickerproject.settings.environment import env
@@ -127,7 +128,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     "feeds-supervise": {"task": "workers.feed_supervise", "schedule": 5.0, "options": {"expires": 5}},
     "feeds-reconcile": {"task": "workers.feed_reconcile", "schedule": 15.0, "options": {"expires": 15}},
+    "greeks-snapshot": {"task": "greeks.snapshot", "schedule": 60.0, "options": {"expires": 60}},
 }
+
+# Live stream (ticks/consumers.py): at most one delta per connection per flush interval.
+STREAM_FLUSH_MS = env.int("STREAM_FLUSH_MS", default=100)
+STREAM_SLOW_CLIENT_S = env.float("STREAM_SLOW_CLIENT_S", default=10.0)  # a send blocked this long drops the client
+STREAM_MAX_CHAINS = env.int("STREAM_MAX_CHAINS", default=8)
+STREAM_MAX_TOKENS = env.int("STREAM_MAX_TOKENS", default=500)
 
 CHANNEL_LAYERS = {
     "default": {
@@ -154,6 +162,17 @@ UNDERLYING_INDEX = env.dict(
     "UNDERLYING_INDEX",
     default={"NIFTY": "NSE:NIFTY 50", "BANKNIFTY": "NSE:NIFTY BANK", "SENSEX": "BSE:SENSEX"},
 )
+
+# --- Greeks ----------------------------------------------------------------
+# Continuously compounded rate that discounts option prices (Black-76 on the forward); it also
+# carries the index to a forward when a chain has neither a future nor a priced ATM pair.
+GREEKS_RATE = env.float("GREEKS_RATE", default=0.065)
+GREEKS_MODEL = env.str("GREEKS_MODEL", default="black76")  # or "bs": spot-based, mibian's units
+GREEKS_BACKEND = env.str("GREEKS_BACKEND", default="numpy")  # or "mibian": slow, for cross-checks
+if GREEKS_MODEL not in ("black76", "bs"):
+    raise ImproperlyConfigured(f"GREEKS_MODEL must be black76 or bs, got {GREEKS_MODEL!r}")
+if GREEKS_BACKEND not in ("numpy", "mibian"):
+    raise ImproperlyConfigured(f"GREEKS_BACKEND must be numpy or mibian, got {GREEKS_BACKEND!r}")
 
 # --- DRF -------------------------------------------------------------------
 REST_FRAMEWORK = {

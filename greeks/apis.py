@@ -1,0 +1,103 @@
+"""Option chains with IV and Greeks: live, at a stored minute, and one strike's IV over a day."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from greeks.selectors import greeks_chain_live, greeks_chain_minute, greeks_strike_history
+
+
+class OptionOutputSerializer(serializers.Serializer):
+    """One leg of a chain row (shared by the live and the stored chain)."""
+
+    instrument_token = serializers.IntegerField()
+    last_price = serializers.FloatField(allow_null=True)
+    bid = serializers.FloatField(allow_null=True)
+    ask = serializers.FloatField(allow_null=True)
+    oi = serializers.IntegerField(allow_null=True)
+    volume = serializers.IntegerField(allow_null=True)
+    iv = serializers.FloatField(allow_null=True, help_text="from the last price, a fraction")
+    iv_mid = serializers.FloatField(allow_null=True, help_text="from the mid of the best bid and ask")
+    delta = serializers.FloatField(allow_null=True)
+    gamma = serializers.FloatField(allow_null=True)
+    theta = serializers.FloatField(allow_null=True, help_text="rupees per calendar day")
+    vega = serializers.FloatField(allow_null=True, help_text="rupees per vol point")
+    rho = serializers.FloatField(allow_null=True, help_text="rupees per rate point")
+    status = serializers.CharField(
+        help_text="ok, no_price, pending, below_intrinsic, above_max, expired, ..."
+    )
+
+
+class StrikeOutputSerializer(serializers.Serializer):
+    strike = serializers.FloatField()
+    CE = OptionOutputSerializer(source="call", allow_null=True)
+    PE = OptionOutputSerializer(source="put", allow_null=True)
+
+
+class ChainApi(APIView):
+    """GET /api/v1/chains/<underlying>/<expiry>[?at=<ISO datetime>]"""
+
+    class InputSerializer(serializers.Serializer):
+        expiry = serializers.DateField()
+        at = serializers.DateTimeField(required=False, help_text="serve the stored minute at or before this")
+
+    class OutputSerializer(serializers.Serializer):
+        underlying = serializers.CharField()
+        expiry = serializers.DateField()
+        source = serializers.CharField(help_text="live or snapshot")
+        as_of = serializers.DateTimeField(allow_null=True, help_text="market (exchange) time")
+        forward = serializers.FloatField(allow_null=True)
+        forward_source = serializers.CharField(help_text="future, parity, index or none")
+        atm_strike = serializers.FloatField(allow_null=True)
+        t_years = serializers.FloatField(allow_null=True)
+        strikes = StrikeOutputSerializer(many=True)
+
+    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
+    def get(self, request: Request, underlying: str, expiry: str) -> Response:
+        params = self.InputSerializer(data={**request.query_params.dict(), "expiry": expiry})
+        params.is_valid(raise_exception=True)
+        at = params.validated_data.get("at")
+        day = params.validated_data["expiry"]
+        if at is None:
+            chain = greeks_chain_live(underlying=underlying, expiry=day)
+        else:
+            chain = greeks_chain_minute(underlying=underlying, expiry=day, at=at)
+        return Response(self.OutputSerializer(chain).data)
+
+
+class HistoryPointOutputSerializer(serializers.Serializer):
+    taken_at = serializers.DateTimeField(help_text="the minute, in market (exchange) time")
+    forward = serializers.FloatField(allow_null=True)
+    iv = serializers.FloatField(allow_null=True, help_text="the OTM leg's: CE at or above the forward")
+    call_iv = serializers.FloatField(allow_null=True)
+    put_iv = serializers.FloatField(allow_null=True)
+
+
+class ChainHistoryApi(APIView):
+    """GET /api/v1/chains/<underlying>/<expiry>/history?strike=<K>[&date=<YYYY-MM-DD>]"""
+
+    class InputSerializer(serializers.Serializer):
+        expiry = serializers.DateField()
+        strike = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=0)
+        date = serializers.DateField(
+            required=False, help_text="a trading day (IST); default the latest stored"
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        underlying = serializers.CharField()
+        expiry = serializers.DateField()
+        strike = serializers.FloatField()
+        date = serializers.DateField(source="day")
+        points = HistoryPointOutputSerializer(many=True)
+
+    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
+    def get(self, request: Request, underlying: str, expiry: str) -> Response:
+        params = self.InputSerializer(data={**request.query_params.dict(), "expiry": expiry})
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        history = greeks_strike_history(
+            underlying=underlying, expiry=data["expiry"], strike=data["strike"], day=data.get("date")
+        )
+        return Response(self.OutputSerializer(history).data)

@@ -1,0 +1,182 @@
+"""The live stream consumer, served by a real uvicorn, over the real Redis channel layer.
+
+(Channels' WebsocketCommunicator cannot be imported here: channels.testing imports daphne, which
+cannot be installed next to kiteconnect's autobahn pin.)"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.asgi_server import AsgiServer
+from tests.ticks.factories import OptionFactory, UserFactory
+from tickerproject.asgi import application
+from ticks.models import ClientApiKey
+from ticks.stream import chain_group
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+
+EXPIRY = date(2026, 12, 1)
+CHAIN = "NIFTY:2026-12-01"
+
+
+@pytest.fixture
+def chain(redis_client) -> list[int]:
+    return [
+        OptionFactory(expiry=EXPIRY, strike=Decimal(strike), instrument_type=kind).instrument_token
+        for strike in (24950, 25000, 25050)
+        for kind in ("CE", "PE")
+    ]
+
+
+@pytest.fixture
+def server() -> Iterator[AsgiServer]:
+    with AsgiServer(application) as running:
+        yield running
+
+
+@database_sync_to_async
+def _key() -> str:
+    _, key = ClientApiKey.objects.create_key(name="script", user=UserFactory())
+    return key
+
+
+class Client:
+    """A websockets connection with JSON helpers."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send_json_to(self, message: object) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def send_to(self, *, text_data: str) -> None:
+        await self.ws.send(text_data)
+
+    async def receive_json_from(self, timeout: float = 5) -> dict:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+
+@pytest.fixture
+async def client(server: AsgiServer) -> AsyncIterator[Client]:
+    key = await _key()
+    async with connect(f"{server.ws_url}/ws/stream/", additional_headers={"X-Api-Key": key}) as ws:
+        yield Client(ws)
+
+
+@pytest.mark.parametrize("query", ["", "?api_key=wrong.key"])
+async def test_unauthenticated_connections_are_closed_with_4401(
+    chain: list[int], server: AsgiServer, query: str
+) -> None:
+    async with connect(f"{server.ws_url}/ws/stream/{query}") as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd.code == 4401
+
+
+async def test_a_cross_site_browser_origin_is_refused(chain: list[int], server: AsgiServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{server.ws_url}/ws/stream/", origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_an_api_key_in_the_query_string_is_accepted(chain: list[int], server: AsgiServer) -> None:
+    key = await _key()
+    async with connect(f"{server.ws_url}/ws/stream/?api_key={key}") as ws:
+        await ws.send(json.dumps({"action": "subscribe", "chain": CHAIN}))
+        assert json.loads(await ws.recv())["type"] == "snapshot"
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ("not json", "message"),
+        ("[1, 2]", "message"),
+        ('{"action": "dance"}', "action"),
+        ('{"action": "subscribe"}', "chain"),
+        ('{"action": "subscribe", "chain": "NIFTY"}', "chain"),
+        ('{"action": "subscribe", "chain": "NIFTY:2026-13-01"}', "chain"),
+        ('{"action": "subscribe", "chain": "NOPE:2026-12-01"}', "chain"),
+        ('{"action": "subscribe", "tokens": []}', "tokens"),
+        ('{"action": "subscribe", "tokens": ["1"]}', "tokens"),
+        ('{"action": "subscribe", "tokens": [999999999]}', "tokens"),
+        ('{"action": "unsubscribe", "chain": "NIFTY:2026-12-01"}', "chain"),
+    ],
+)
+async def test_bad_messages_get_an_error_and_the_connection_stays(
+    chain: list[int], client: Client, message: str, field: str
+) -> None:
+    communicator = client
+
+    await communicator.send_to(text_data=message)
+    error = await communicator.receive_json_from()
+    await communicator.send_to(text_data=json.dumps({"action": "subscribe", "chain": CHAIN}))
+    snapshot = await communicator.receive_json_from()
+
+    assert (error["type"], error["field"]) == ("error", field)
+    assert snapshot["type"] == "snapshot"
+
+
+async def test_a_chain_snapshot_before_any_tick_reports_no_price(chain: list[int], client: Client) -> None:
+    communicator = client
+
+    await communicator.send_json_to({"action": "subscribe", "chain": CHAIN})
+    snapshot = await communicator.receive_json_from()
+
+    assert snapshot["chain"] == CHAIN and snapshot["seq"] == 1
+    assert sorted(row["instrument_token"] for row in snapshot["rows"]) == sorted(chain)
+    assert {row["status"] for row in snapshot["rows"]} == {"no_price"}
+
+
+async def test_deltas_are_conflated_and_numbered_after_the_snapshot(chain: list[int], client: Client) -> None:
+    communicator = client
+    await communicator.send_json_to({"action": "subscribe", "chain": CHAIN})
+    snapshot = await communicator.receive_json_from()
+    layer = get_channel_layer()
+
+    for price in range(1, 101):  # 100 frames within a few ms: one flush interval
+        rows = [
+            {"instrument_token": chain[0], "last_price": float(price)},
+            {"instrument_token": 1, "last_price": 1.0},
+        ]
+        await layer.group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
+    deltas = []
+    while sum(len(d["rows"]) for d in deltas) == 0 or deltas[-1]["rows"][-1]["last_price"] != 100.0:
+        deltas.append(await communicator.receive_json_from(timeout=2))
+
+    assert len(deltas) <= 3  # conflated: far fewer messages than frames
+    assert [d["seq"] for d in deltas] == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(deltas)))
+    assert {row["instrument_token"] for d in deltas for row in d["rows"]} == {chain[0]}  # token 1 not wanted
+
+
+async def test_token_subscriptions_receive_only_their_tokens(chain: list[int], client: Client) -> None:
+    communicator = client
+    await communicator.send_json_to({"action": "subscribe", "tokens": [chain[1]]})
+    layer = get_channel_layer()
+    await asyncio.sleep(0.1)
+
+    rows = [{"instrument_token": token, "last_price": 5.0} for token in chain]
+    await layer.group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
+    delta = await communicator.receive_json_from(timeout=2)
+
+    assert delta["type"] == "delta" and [row["instrument_token"] for row in delta["rows"]] == [chain[1]]
+
+
+async def test_too_many_chains_is_an_error(chain: list[int], client: Client, settings) -> None:
+    settings.STREAM_MAX_CHAINS = 1
+    await database_sync_to_async(OptionFactory)(expiry=date(2026, 12, 8))
+    communicator = client
+    await communicator.send_json_to({"action": "subscribe", "chain": CHAIN})
+    await communicator.receive_json_from()
+
+    await communicator.send_json_to({"action": "subscribe", "chain": "NIFTY:2026-12-08"})
+
+    assert (await communicator.receive_json_from())["message"] == "at most 1 chains per connection"

@@ -1,0 +1,178 @@
+"""``/ws/stream/``: live chains and tokens, snapshot then numbered deltas, conflated per connection.
+
+Protocol (JSON text frames; README "Live stream"):
+  client → {"action": "subscribe", "chain": "NIFTY:2026-12-01"}
+           {"action": "subscribe", "tokens": [256265, ...]}
+           {"action": "unsubscribe", "chain": ...} / {"action": "unsubscribe", "tokens": [...]}
+           {"action": "snapshot", "chain": ...}            (after a gap in seq)
+  server → {"type": "snapshot", "chain": ..., "seq": n, "rows": [...], ...chain fields}
+           {"type": "delta", "seq": n, "rows": [...]}      (at most one per flush interval)
+           {"type": "error", "message": ..., "field": ...}
+Auth: the Django session (dashboard) or an API key in the ``X-Api-Key`` header or the
+``api_key`` query parameter (scripts); anything else is closed with 4401.
+"""
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from ticks.conflation import Conflator
+from ticks.models import ClientApiKey
+from ticks.stream import StreamError, chain_groups, stream_snapshot, token_groups
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_SLOW = 4408
+
+
+class StreamConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        if not await self._authenticated():
+            # Accept first: a close before accept is a bare HTTP 403, and clients should see why.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="log in or send an API key")
+            return
+        self.conflator = Conflator()
+        self.chains: dict[str, set[str]] = {}  # chain -> its groups
+        self.tokens: set[int] = set()
+        self.token_groups: set[str] = set()
+        self.wanted: set[int] = set()
+        await self.accept()
+        self.flusher = asyncio.create_task(self._flush_loop())
+
+    async def disconnect(self, code: int) -> None:
+        flusher = getattr(self, "flusher", None)
+        if flusher is not None:
+            flusher.cancel()
+        for group in self._groups():
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = _parse(text_data)
+            await self._act(message)
+        except StreamError as error:
+            await self._send({"type": "error", "message": error.message, "field": error.field})
+
+    async def stream_rows(self, event: dict[str, Any]) -> None:
+        """Group message from the feed's fan-out hook: merge only; the flush loop sends."""
+        self.conflator.merge(event["rows"], self.wanted)
+
+    async def _act(self, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        if action not in {"subscribe", "unsubscribe", "snapshot"}:
+            raise StreamError(f"unknown action {action!r}", field="action")
+        if "chain" in message:
+            await getattr(self, f"_{action}_chain")(message["chain"])
+        elif "tokens" in message and action != "snapshot":
+            await getattr(self, f"_{action}_tokens")(message["tokens"])
+        else:
+            raise StreamError("give a chain or tokens", field="chain")
+
+    async def _subscribe_chain(self, chain: str) -> None:
+        if chain not in self.chains and len(self.chains) >= settings.STREAM_MAX_CHAINS:
+            raise StreamError(f"at most {settings.STREAM_MAX_CHAINS} chains per connection", field="chain")
+        groups = await database_sync_to_async(chain_groups)(chain)
+        for group in groups - self._groups():
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.chains[chain] = groups
+        await self._snapshot_chain(chain)
+
+    async def _snapshot_chain(self, chain: str) -> None:
+        if chain not in self.chains:
+            raise StreamError(f"not subscribed to {chain!r}", field="chain")
+        snapshot = await database_sync_to_async(stream_snapshot)(chain)
+        self.wanted |= {row["instrument_token"] for row in snapshot["rows"]} | set(snapshot["companions"])
+        await self._send({"type": "snapshot", "chain": chain, "seq": self.conflator.restart(), **snapshot})
+
+    async def _unsubscribe_chain(self, chain: str) -> None:
+        groups = self.chains.pop(chain, None)
+        if groups is None:
+            raise StreamError(f"not subscribed to {chain!r}", field="chain")
+        for group in groups - self._groups():
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _subscribe_tokens(self, tokens: object) -> None:
+        wanted = _tokens(tokens)
+        if len(self.tokens | wanted) > settings.STREAM_MAX_TOKENS:
+            raise StreamError(f"at most {settings.STREAM_MAX_TOKENS} tokens per connection", field="tokens")
+        groups = await database_sync_to_async(token_groups)(sorted(wanted))
+        for group in groups - self._groups():
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.tokens |= wanted
+        self.token_groups |= groups
+        self.wanted |= wanted
+
+    async def _unsubscribe_tokens(self, tokens: object) -> None:
+        dropped = _tokens(tokens)
+        self.tokens -= dropped
+        self.wanted -= dropped
+
+    def _groups(self) -> set[str]:
+        chain_groups_in_use = set().union(*self.chains.values()) if getattr(self, "chains", None) else set()
+        return chain_groups_in_use | getattr(self, "token_groups", set())
+
+    async def _flush_loop(self) -> None:
+        interval = settings.STREAM_FLUSH_MS / 1000
+        while True:
+            await asyncio.sleep(interval)
+            delta = self.conflator.take()
+            if delta is not None:
+                seq, rows = delta
+                await self._send({"type": "delta", "seq": seq, "rows": rows})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        """Send, or drop the client that cannot drain for STREAM_SLOW_CLIENT_S."""
+        try:
+            await asyncio.wait_for(self.send(text_data=json.dumps(message)), settings.STREAM_SLOW_CLIENT_S)
+        except TimeoutError:
+            logger.warning("stream %s: client too slow, closing", self.channel_name)
+            await self.close(code=CLOSE_TOO_SLOW, reason="client too slow to receive")
+
+    async def _authenticated(self) -> bool:
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            return True
+        key = _api_key(self.scope)
+        return key is not None and await database_sync_to_async(_key_valid)(key)
+
+
+def _parse(text: str | None) -> dict[str, Any]:
+    if text is None:
+        raise StreamError("send JSON text frames", field="message")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise StreamError("invalid JSON", field="message") from None
+    if not isinstance(message, dict):
+        raise StreamError("a message is a JSON object", field="message")
+    return message
+
+
+def _tokens(value: object) -> set[int]:
+    if not isinstance(value, list) or not value or not all(type(t) is int and t > 0 for t in value):
+        raise StreamError("tokens is a non-empty list of positive integers", field="tokens")
+    return set(value)
+
+
+def _api_key(scope: dict[str, Any]) -> str | None:
+    headers = dict(scope.get("headers", []))
+    if b"x-api-key" in headers:
+        return headers[b"x-api-key"].decode()
+    values = parse_qs(scope.get("query_string", b"").decode()).get("api_key")
+    return values[0] if values else None
+
+
+def _key_valid(key: str) -> bool:
+    try:
+        api_key = ClientApiKey.objects.get_from_key(key)
+    except ClientApiKey.DoesNotExist:
+        return False
+    return not api_key.has_expired and api_key.user.is_active

@@ -1,0 +1,117 @@
+"""What the live stream carries: group names, chain snapshots, and the row format of deltas.
+
+Fan-out groups (one group_send per group per frame, never per tick):
+  ``chain.<UNDERLYING>.<YYYY-MM-DD>``  the options of one chain
+  ``underlying.<UNDERLYING>``          its index and futures (the forward's sources)
+A token subscription joins the groups its tokens travel in; the consumer keeps only the rows it
+asked for.
+"""
+
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+
+from greeks.selectors import Chain, greeks_chain_live
+from tickerproject.exceptions import NotFoundError
+from ticks.models import Instrument
+
+OPTION_TYPES = (Instrument.Type.CE, Instrument.Type.PE)
+
+
+class StreamError(Exception):
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def chain_group(underlying: str, expiry: date) -> str:
+    return f"chain.{underlying}.{expiry.isoformat()}"
+
+
+def underlying_group(underlying: str) -> str:
+    return f"underlying.{underlying}"
+
+
+def chain_parse(chain: object) -> tuple[str, date]:
+    """``"NIFTY:2026-12-01"`` -> ("NIFTY", date); StreamError naming ``chain`` otherwise."""
+    if not isinstance(chain, str) or chain.count(":") != 1:
+        raise StreamError("chain is UNDERLYING:YYYY-MM-DD", field="chain")
+    underlying, _, day = chain.partition(":")
+    try:
+        expiry = date.fromisoformat(day)
+    except ValueError:
+        raise StreamError(f"bad expiry in chain {chain!r}", field="chain") from None
+    if not underlying.isalnum():
+        raise StreamError(f"bad underlying in chain {chain!r}", field="chain")
+    return underlying, expiry
+
+
+def chain_groups(chain: object) -> set[str]:
+    underlying, expiry = chain_parse(chain)
+    if not Instrument.objects.filter(
+        name=underlying, expiry=expiry, instrument_type__in=OPTION_TYPES, is_active=True
+    ).exists():
+        raise StreamError(f"unknown chain {chain!r}", field="chain")
+    return {chain_group(underlying, expiry), underlying_group(underlying)}
+
+
+def token_groups(tokens: list[int]) -> set[str]:
+    """The groups that carry these tokens; StreamError naming unknown ones."""
+    rows = list(
+        Instrument.objects.filter(instrument_token__in=tokens, is_active=True).values_list(
+            "instrument_token", "name", "expiry", "instrument_type", "exchange", "tradingsymbol"
+        )
+    )
+    unknown = set(tokens) - {row[0] for row in rows}
+    if unknown:
+        raise StreamError(f"unknown tokens {sorted(unknown)[:10]}", field="tokens")
+    underlying_of_index = {key: name for name, key in settings.UNDERLYING_INDEX.items()}
+    groups = set()
+    for _, name, expiry, kind, exchange, symbol in rows:
+        if kind in OPTION_TYPES:
+            groups.add(chain_group(name, expiry))
+        elif kind == Instrument.Type.FUT:
+            groups.add(underlying_group(name))
+        elif f"{exchange}:{symbol}" in underlying_of_index:
+            groups.add(underlying_group(underlying_of_index[f"{exchange}:{symbol}"]))
+    return groups
+
+
+def stream_snapshot(chain: object) -> dict[str, Any]:
+    """The whole chain from the latest-tick and greeks caches, as the stream's rows."""
+    underlying, expiry = chain_parse(chain)
+    try:
+        live = greeks_chain_live(underlying=underlying, expiry=expiry)
+    except NotFoundError:
+        raise StreamError(f"unknown chain {chain!r}", field="chain") from None
+    return {
+        "underlying": underlying,
+        "expiry": expiry.isoformat(),
+        "forward": live.forward,
+        "forward_source": live.forward_source,
+        "atm_strike": None if live.atm_strike is None else float(live.atm_strike),
+        "t_years": live.t_years,
+        "as_of": None if live.as_of is None else live.as_of.isoformat(),
+        "rows": _rows(live),
+        "companions": _companions(underlying),
+    }
+
+
+def _rows(chain: Chain) -> list[dict[str, Any]]:
+    rows = []
+    for strike in chain.strikes:
+        for kind, quote in (("CE", strike.call), ("PE", strike.put)):
+            if quote is not None:
+                rows.append({**asdict(quote), "strike": float(strike.strike), "type": kind})
+    return rows
+
+
+def _companions(underlying: str) -> list[int]:
+    """The index and futures of the underlying (their rows arrive in underlying.<U>)."""
+    exchange, _, symbol = settings.UNDERLYING_INDEX.get(underlying, ":").partition(":")
+    index = Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True)
+    futures = Instrument.objects.filter(name=underlying, instrument_type=Instrument.Type.FUT, is_active=True)
+    return list((index | futures).values_list("instrument_token", flat=True))
