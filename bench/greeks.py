@@ -1,7 +1,9 @@
 """IV + Greeks benchmark on the NIFTY + BANKNIFTY test chain of ref/greeks-engines.md §1.
 
 Prints figures only (targets in ref §8: P1 chain median <= 1.0 ms, P2 >= 2 M options/s,
-P3 >= 1000x mibian per option, P4 <= 8 iterations). Run: .venv/bin/python bench/greeks.py
+P3 >= 1000x mibian per option, P4 <= 8 iterations), then (5) the per-frame cost GreeksHook adds to
+the feed path for a frame of 3000 full packets, with and without Redis (tickerproject.settings.test:
+Redis db 15). Run: .venv/bin/python bench/greeks.py [--only-tick-path]
 """
 
 import argparse
@@ -9,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from greeks import engine, reference
 from greeks.solver import normalised_otm_call, solve_total_vol
+from greeks.tickpath import InstrumentRow, instrument_table_build
+from ticks.feeds.protocol import TICK_DTYPE
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -181,6 +186,136 @@ def section_iterations() -> None:
     )
 
 
+TICK_PATH_UNDERLYINGS = (
+    ("NIFTY", 256265, 24_500.0, 50.0),
+    ("BANKNIFTY", 260105, 52_000.0, 100.0),
+    ("SENSEX", 265, 80_000.0, 100.0),
+)
+TICK_PATH_EXPIRIES = (1.25, 7.25, 14.25, 28.25)
+TICK_PATH_STRIKES = 125  # per expiry: 3 x 4 x 125 x CE/PE = 3000 options
+
+
+def _tick_path_market() -> tuple[list[InstrumentRow], npt.NDArray[np.void]]:
+    """Instrument rows (3 indexes, 3 futures, 3000 options) and one frame of 3000 full packets.
+
+    The frame has the 3 indexes, the 3 futures and 2994 options, each with a two-sided book, so
+    the engine solves 2 x 2994 lanes (last price and mid) per frame.
+    """
+    now = 1_796_000_000  # an exchange timestamp; expiries are placed after it
+    rows: list[InstrumentRow] = []
+    ticks: list[tuple[int, float, float, float]] = []
+    token = 1_000_000
+    for code, (name, index_token, spot, step) in enumerate(TICK_PATH_UNDERLYINGS):
+        rows.append(InstrumentRow(index_token, name, None, 0.0, "IDX"))
+        ticks.append((index_token, spot, 0.0, 0.0))
+        for e, days in enumerate(TICK_PATH_EXPIRIES):
+            expiry = (datetime.fromtimestamp(now, engine.IST) + timedelta(days=days)).date()
+            t = engine.year_fraction(now, expiry)
+            forward = spot * np.exp(RATE * t)
+            if e == len(TICK_PATH_EXPIRIES) - 1:
+                future = 900_000 + code
+                rows.append(InstrumentRow(future, name, expiry, 0.0, "FUT"))
+                ticks.append((future, round(forward, 1), forward - 0.5, forward + 0.5))
+            strikes = np.round(spot / step) * step + step * np.arange(
+                -(TICK_PATH_STRIKES // 2), TICK_PATH_STRIKES - TICK_PATH_STRIKES // 2
+            )
+            z = np.log(strikes / forward) / (0.14 * np.sqrt(t))
+            vol = np.clip(0.14 * (1.0 - 0.08 * z + 0.02 * z * z), 0.08, 0.6)
+            for is_call in (True, False):
+                price = np.maximum(
+                    np.round(engine.price_at_vol(forward, strikes, t, RATE, is_call, vol) / TICK) * TICK, TICK
+                )
+                for k, p in zip(strikes, price, strict=True):
+                    token += 1
+                    rows.append(InstrumentRow(token, name, expiry, float(k), "CE" if is_call else "PE"))
+                    ticks.append((token, float(p), max(float(p) - TICK, TICK), float(p) + TICK))
+    frame = np.zeros(3000, dtype=TICK_DTYPE)
+    chosen = ticks[:3000]  # 3006 instruments: the last 6 options are left out
+    frame["instrument_token"] = [t[0] for t in chosen]
+    frame["last_price"] = [t[1] for t in chosen]
+    frame["bid_price"][:, 0] = [t[2] for t in chosen]
+    frame["ask_price"][:, 0] = [t[3] for t in chosen]
+    frame["exchange_timestamp"] = now
+    frame["mode"] = "full"
+    return rows, frame
+
+
+def section_tick_path(repeats: int) -> None:
+    """Per-frame cost GreeksHook adds to the feed path, without Redis and with the local test Redis."""
+    import asyncio
+
+    import django
+    import redis
+    import redis.asyncio
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickerproject.settings.test")
+    django.setup()
+    from django.conf import settings
+
+    from greeks.hook import GreeksHook
+    from greeks.records import GREEKS_LATEST_KEY
+    from ticks.feeds.pipeline import TickBatch
+
+    rows, frame = _tick_path_market()
+    table = instrument_table_build(rows)
+    batch = TickBatch("bench", frame, float(frame["exchange_timestamp"][0]))
+
+    async def load() -> object:
+        return table
+
+    options = int((table.kind[table.lookup(frame["instrument_token"])[0]] >= 2).sum())
+    print(
+        f"(5) tick path: GreeksHook on one frame of {frame.size} full packets ({options} options, "
+        f"{len(table.chains)} chains, depth on every row), Black-76, numpy backend"
+    )
+
+    async def run() -> None:
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
+        hook = GreeksHook(client, load_table=load, rate=RATE, model="black76", backend="numpy")
+        await hook.ensure_table()
+        result = hook.compute(batch)
+        ok = int((result.records["status"] == 0).sum())
+        compute_us = timings(lambda: hook.compute(batch), repeats) * 1e6
+        mapping_us = timings(result.mapping, repeats) * 1e6
+        print(
+            f"    compute (locate rows, forwards, one engine call, pack records): median {np.median(compute_us):,.0f} us "
+            f"p99 {np.percentile(compute_us, 99):,.0f} us per frame  ({ok} of {options} solved)"
+        )
+        print(
+            f"    HSET fields (bytes per record + dict):                         median {np.median(mapping_us):,.0f} us"
+        )
+        try:
+            await client.ping()
+        except (redis.ConnectionError, OSError) as error:
+            print(f"    with Redis: skipped, {settings.REDIS_URL} unreachable ({error})")
+            await client.aclose()
+            return
+        fields = result.mapping()
+        hset = np.empty(repeats)
+        for i in range(repeats):
+            start = time.perf_counter()
+            await client.hset(GREEKS_LATEST_KEY, mapping=fields)
+            hset[i] = time.perf_counter() - start
+        print(
+            f"    HSET alone, {len(fields)} fields of {len(next(iter(fields.values())))} bytes: "
+            f"median {np.median(hset) * 1e6:,.0f} us p99 {np.percentile(hset, 99) * 1e6:,.0f} us"
+        )
+        total = np.empty(repeats)
+        for i in range(repeats):
+            start = time.perf_counter()
+            await hook(batch)
+            total[i] = time.perf_counter() - start
+        total_us = total * 1e6
+        print(
+            f"    whole hook call incl. one HSET of {len(result.mapping())} fields to {settings.REDIS_URL}: "
+            f"median {np.median(total_us):,.0f} us p99 {np.percentile(total_us, 99):,.0f} us per frame"
+        )
+        await client.delete(GREEKS_LATEST_KEY)
+        await client.aclose()
+
+    asyncio.run(run())
+
+
 def _busy_jiffies() -> dict[int, tuple[int, int]]:
     """Per-cpu (busy, total) jiffies from /proc/stat."""
     out = {}
@@ -216,13 +351,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=300, help="full-chain repeats")
     parser.add_argument("--mibian-sample", type=int, default=200)
     parser.add_argument("--batches", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--frame-repeats", type=int, default=100, help="tick-path frame repeats")
+    parser.add_argument("--only-tick-path", action="store_true", help="run section (5) alone")
     args = parser.parse_args()
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"numpy {np.__version__}; {pin_to_one_core()}; load average {load}")
+    if args.only_tick_path:
+        section_tick_path(args.frame_repeats)
+        return
     ours_us = section_chain(args.repeats)
     section_throughput(tuple(args.batches), repeats=7)
     section_mibian(args.mibian_sample, ours_us)
     section_iterations()
+    section_tick_path(args.frame_repeats)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The tick-path hook: IV and Greeks for every frame's option rows, next to the latest tick in Redis.
 
-Per frame: one vectorised engine call (greeks.tickpath) and one HSET to ``greeks:latest``. The
+Per frame: one vectorised engine call (greeks.tickpath) and one HSET to ``greeks:latest``; the
+result is also left in ``batch.derived["greeks"]`` for the hooks after this one. The
 instrument table is loaded from the database on the first frame; a token it does not know starts a
 reload in the background, at most once per ``refresh_interval_s``, and the frames meanwhile go on
 with the table they have. A chain whose future or index has not ticked on this feed is looked up in
@@ -8,6 +9,7 @@ the latest-tick cache, at most once per ``remote_interval_s``.
 """
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from redis.asyncio import Redis
 
 from greeks.backends import implied_vol_and_greeks_for
@@ -28,11 +31,14 @@ from greeks.tickpath import (
     PriceBoard,
     frame_greeks,
     frame_view,
+    priced_at,
     sources_missing,
 )
 from ticks.feeds.latest import LATEST_KEY
 from ticks.feeds.pipeline import TickBatch
 from ticks.feeds.protocol import TICK_DTYPE
+
+logger = logging.getLogger(__name__)
 
 TABLE_REFRESH_S = 30.0
 REMOTE_SOURCES_S = 1.0
@@ -64,7 +70,8 @@ class GreeksHook:
         self._load_table = load_table
         self.rate: float = settings.GREEKS_RATE if rate is None else rate
         self.model: Model = settings.GREEKS_MODEL if model is None else model
-        self._solve = implied_vol_and_greeks_for(backend or settings.GREEKS_BACKEND)
+        self.backend: str = backend or settings.GREEKS_BACKEND
+        self._solve = implied_vol_and_greeks_for(self.backend)
         self._refresh_interval_s = refresh_interval_s
         self._remote_interval_s = remote_interval_s
         self._monotonic = monotonic
@@ -80,27 +87,43 @@ class GreeksHook:
     def table(self) -> InstrumentTable | None:
         return self._table
 
+    @property
+    def pending_reload(self) -> "asyncio.Task[InstrumentTable] | None":
+        """The background table reload in flight, if any (installed by the next frame once done)."""
+        return self._reload
+
     async def __call__(self, batch: TickBatch) -> None:
-        await self._ensure_table()
+        await self.ensure_table()
         view = self._view(batch)
         self._reload_if_unknown(view)
         if view.options.size == 0:
             return
         await self._fetch_missing_sources(view)
         result = self._greeks(view)
+        batch.derived["greeks"] = result  # the stream fan-out sends these with the ticks
         await self._redis.hset(GREEKS_LATEST_KEY, mapping=result.mapping())
 
     def compute(self, batch: TickBatch) -> FrameGreeks:
-        """The per-frame CPU work alone, without Redis (benchmarks); the table must be loaded."""
+        """The per-frame CPU work alone, without Redis (benchmarks); after ``ensure_table``."""
         return self._greeks(self._view(batch))
 
-    async def _ensure_table(self) -> None:
+    async def ensure_table(self) -> InstrumentTable:
+        """The table to use now: loaded on the first call, swapped once a background reload is done."""
         if self._table is None:
             self._load_started_at = self._monotonic()
             self._install(await self._load_table())
         elif self._reload is not None and self._reload.done():
             reload, self._reload = self._reload, None
-            self._install(reload.result())  # a failed reload raises here, on the feed's path
+            try:
+                table = reload.result()
+            except DatabaseError:
+                # Only the new tokens wait: the next unknown token retries after the interval.
+                logger.warning(
+                    "greeks: instrument table reload failed; keeping the loaded one", exc_info=True
+                )
+            else:
+                self._install(table)
+        return self._loaded()
 
     def _install(self, table: InstrumentTable) -> None:
         old = self._table
@@ -154,5 +177,5 @@ class GreeksHook:
         ticks = np.frombuffer(b"".join(found), dtype=TICK_DTYPE)
         rows, known = table.lookup(ticks["instrument_token"])
         # Unstamped (ltp-mode) rows get time 0: too old to be a source, since their age is unknown.
-        at = ticks["exchange_timestamp"].astype(np.float64)
+        at = priced_at(ticks, ticks["exchange_timestamp"].astype(np.float64))
         self._board.update(rows[known], ticks["last_price"][known], at[known])

@@ -99,11 +99,13 @@ def empty_greeks(n: int) -> GreeksRecords:
 
 def chain_latest_read(redis: SyncRedis, tokens: Sequence[int], chain: ChainKey) -> ChainLatest:
     """Latest ticks and greeks of ``tokens`` and the chain's forward, in one round trip."""
+    if not tokens:
+        raise ValueError("a chain has at least one option token")
     pipe = redis.pipeline(transaction=False)
-    pipe.hmget(LATEST_KEY, list(tokens) or ["-"])
+    pipe.hmget(LATEST_KEY, list(tokens))
     pipe.hmget(GREEKS_LATEST_KEY, [*tokens, forward_field(chain)])
     raw_ticks, raw_greeks = pipe.execute()
-    ticks, ticked = _unpack(raw_ticks[: len(tokens)], TICK_DTYPE, np.zeros(len(tokens), TICK_DTYPE))
+    ticks, ticked = _unpack(raw_ticks, TICK_DTYPE, np.zeros(len(tokens), TICK_DTYPE))
     greeks, computed = _unpack(raw_greeks[:-1], GREEKS_DTYPE, empty_greeks(len(tokens)))
     forward = None if raw_greeks[-1] is None else np.frombuffer(raw_greeks[-1], FORWARD_DTYPE)[0]
     return ChainLatest(ticks, ticked, greeks, computed, forward)

@@ -1,44 +1,54 @@
 """Per-connection conflation for the live stream (pure: no Channels, no clock).
 
-The group-message handler only merges rows into ``pending`` (latest value per token), so a
-slow client holds at most one row per subscribed token however many frames arrive; the flush
-loop takes everything pending at most once per interval and numbers it, so a client that sees
-a gap in ``seq`` knows to ask for a fresh snapshot.
+The group-message handler only merges rows into ``pending`` (latest value per token) and chain
+fields into ``chains`` (latest per chain), so a slow client holds at most one row per subscribed
+token however many frames arrive; the flush loop takes everything pending at most once per
+interval and numbers it, so a client that sees a gap in ``seq`` asks for a fresh snapshot.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 Row = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Delta:
+    seq: int
+    rows: list[Row]
+    chains: dict[str, Row]
+
+
 @dataclass
 class Conflator:
     pending: dict[int, Row] = field(default_factory=dict)
+    chains: dict[str, Row] = field(default_factory=dict)
     seq: int = 0
-    merged: int = 0  # rows merged since the last flush (how much conflation saved)
 
-    def merge(self, rows: Iterable[Row], wanted: Mapping[int, object] | set[int]) -> None:
+    def merge(self, rows: Iterable[Row], wanted: Collection[int]) -> None:
         """Keep the newest row of every wanted token; rows of other tokens are ignored."""
         for row in rows:
             token = row["instrument_token"]
             if token in wanted:
                 self.pending[token] = row
-                self.merged += 1
 
-    def take(self) -> tuple[int, list[Row]] | None:
+    def merge_chain(self, chain: str, fields: Row) -> None:
+        self.chains[chain] = {**self.chains.get(chain, {}), **fields}
+
+    def take(self) -> Delta | None:
         """The next numbered delta, or None when nothing changed since the last one."""
-        if not self.pending:
+        if not self.pending and not self.chains:
             return None
-        rows = list(self.pending.values())
-        self.pending.clear()
-        self.merged = 0
         self.seq += 1
-        return self.seq, rows
+        delta = Delta(self.seq, list(self.pending.values()), dict(self.chains))
+        self.pending.clear()
+        self.chains.clear()
+        return delta
 
     def restart(self) -> int:
         """A snapshot replaces everything pending; deltas continue after its sequence number."""
         self.pending.clear()
+        self.chains.clear()
         self.seq += 1
         return self.seq

@@ -64,6 +64,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def stream_rows(self, event: dict[str, Any]) -> None:
         """Group message from the feed's fan-out hook: merge only; the flush loop sends."""
         self.conflator.merge(event["rows"], self.wanted)
+        chain = event.get("chain")
+        if chain in self.chains:
+            self.conflator.merge_chain(chain, event.get("fields", {}))
 
     async def _act(self, message: dict[str, Any]) -> None:
         action = message.get("action")
@@ -125,8 +128,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(interval)
             delta = self.conflator.take()
             if delta is not None:
-                seq, rows = delta
-                await self._send({"type": "delta", "seq": seq, "rows": rows})
+                await self._send({"type": "delta", "seq": delta.seq, "rows": delta.rows, "chains": delta.chains})
 
     async def _send(self, message: dict[str, Any]) -> None:
         """Send, or drop the client that cannot drain for STREAM_SLOW_CLIENT_S."""

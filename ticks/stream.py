@@ -97,6 +97,7 @@ def stream_snapshot(chain: object) -> dict[str, Any]:
         "as_of": None if live.as_of is None else live.as_of.isoformat(),
         "rows": _rows(live),
         "companions": _companions(underlying),
+        "index_token": _index_token(underlying),
     }
 
 
@@ -107,6 +108,12 @@ def _rows(chain: Chain) -> list[dict[str, Any]]:
             if quote is not None:
                 rows.append({**asdict(quote), "strike": float(strike.strike), "type": kind})
     return rows
+
+
+def _index_token(underlying: str) -> int | None:
+    exchange, _, symbol = settings.UNDERLYING_INDEX.get(underlying, ":").partition(":")
+    index = Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True).first()
+    return None if index is None else index.instrument_token
 
 
 def _companions(underlying: str) -> list[int]:

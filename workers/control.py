@@ -3,7 +3,6 @@
 CONTROL_CHANNEL = (
     "feeds:control"  # JSON: {"action": "plan", "version": n} | {"action": "stop", "account": id}
 )
-ORDER_UPDATES_CHANNEL = "orders:updates"  # Kite {"type": "order"} payloads, for the orders side
 PLAN_VERSION_KEY = "feeds:plan:version"
 
 

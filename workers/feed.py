@@ -14,21 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 from redis.asyncio import Redis
 
+from greeks.hook import GreeksHook
+from orders.services import order_update_enqueue
+from ticks.fanout import StreamFanoutHook
 from ticks.feeds import metrics
 from ticks.feeds.connection import ConnectionSettings, Credentials, TokenRejected
 from ticks.feeds.latest import LatestTickCache
 from ticks.feeds.lease import FeedLease
-from ticks.feeds.pipeline import FrameProcessor
+from ticks.feeds.pipeline import FrameHook, FrameProcessor
 from ticks.feeds.pool import AccountPool
 from ticks.feeds.recording import FrameRecorder
 from ticks.feeds.redis_io import feed_redis
 from ticks.models import BrokerAccount
 from ticks.services import broker_account_mark_health
-from workers.control import CONTROL_CHANNEL, ORDER_UPDATES_CHANNEL, feed_starting_key, feed_status_key
+from workers.control import CONTROL_CHANNEL, feed_starting_key, feed_status_key
 from workers.selectors import feed_connection_plan
 
 logger = logging.getLogger(__name__)
@@ -87,12 +91,15 @@ class FeedSession:
             tokens_per_connection=account.tokens_per_connection,
             settings=ConnectionSettings(ws_root=settings.KITE_WS_ROOT, watchdog_s=settings.FEED_WATCHDOG_S),
             credentials=lambda: _credentials(self.account_id),
-            on_frame=FrameProcessor(
-                account.name, hooks=[LatestTickCache(self.redis)], recorder=self.recorder
-            ),
+            on_frame=FrameProcessor(account.name, hooks=self._hooks(), recorder=self.recorder),
             on_text=self._on_text,
             on_reconnect=lambda reason: metrics.RECONNECTS.labels(account.name, reason).inc(),
         )
+
+    def _hooks(self) -> list[FrameHook]:
+        """In order: latest ticks, then greeks on them, then the fan-out of both to browsers."""
+        greeks = GreeksHook(self.redis)
+        return [LatestTickCache(self.redis), greeks, StreamFanoutHook(get_channel_layer(), greeks)]
 
     async def _apply_plan(self) -> None:
         version, plan = await sync_to_async(feed_connection_plan)(account_id=self.account_id)
@@ -148,9 +155,10 @@ class FeedSession:
     def _on_text(self, message: dict[str, Any]) -> None:
         kind = str(message.get("type", "unknown"))
         metrics.TEXT_MESSAGES.labels(self.label, kind).inc()
-        if kind == "order":
-            payload = json.dumps({"account_id": self.account_id, "data": message.get("data")})
-            task = asyncio.get_running_loop().create_task(self.redis.publish(ORDER_UPDATES_CHANNEL, payload))
+        if kind == "order" and isinstance(message.get("data"), dict):
+            # Enqueue orders.apply_kite_update in a thread: publishing to the broker blocks.
+            update = asyncio.to_thread(order_update_enqueue, account_id=self.account_id, payload=message["data"])
+            task = asyncio.get_running_loop().create_task(update)
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         elif kind == "error":

@@ -83,15 +83,17 @@ def _status(
         subscribed=sum(connections.values()),
         planned=planned,
         last_frame_age_s=round(now - last_frame, 3) if last_frame else None,
-        state=_state(account, holder is not None, report),
+        state=_state(account, holder is not None, report, planned),
     )
 
 
-def _state(account: BrokerAccount, leased: bool, report: dict) -> str:
+def _state(account: BrokerAccount, leased: bool, report: dict, planned: int) -> str:
     if not account.enabled:
         return "disabled"
     if account.health != BrokerAccount.Health.OK:
         return account.health
     if not leased:
         return "no_feed"
-    return "streaming" if report.get("connections") else "connecting"
+    if report.get("connections"):
+        return "streaming"
+    return "connecting" if planned else "idle"

@@ -1,10 +1,9 @@
 """Done when: kitesim -> feed -> GreeksHook -> chain API shows live IVs that recover kitesim's smile.
 
 kitesim prices every option by Black-76 on its forward S e^{0.065 T} and its smile
-(kitesim.pricing.smile_vol), then rounds to the 0.05 tick. So an IV from a last price can be off by
-half a tick over the option's vega, plus what the forward the hook found (parity on tick prices, or
-the index carried at the same 6.5 %) is off by, times delta over vega. Strikes whose price sits at
-the 0.05 floor are skipped: their IV is not determined.
+(kitesim.pricing.smile_vol) at the moment of its last trade, then rounds to the 0.05 tick. The IV the
+hook finds is compared with that smile at the chain's forward and time; the tolerance per leg is
+derived from the tick (see ``_tolerance``). Strikes whose price sits at the 0.05 floor are skipped.
 """
 
 import asyncio
@@ -14,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import redis
 import redis.asyncio
@@ -23,24 +23,22 @@ from rest_framework.test import APIClient
 
 from greeks.hook import GreeksHook
 from kitesim.paths import session_close_epoch
-from kitesim.pricing import SECONDS_PER_YEAR, forward_price, smile_vol
+from kitesim.pricing import RISK_FREE_RATE, SECONDS_PER_YEAR, forward_price, smile_vol
 from kitesim.testing import KitesimThread
 from kitesim.universe import UNDERLYINGS
 from tests.ticks.factories import UserFactory
 from tests.workers.conftest import WorkerProcess
 from ticks.feeds.connection import ConnectionSettings, Credentials, FeedConnection
-from ticks.feeds.latest import LatestTickCache
+from ticks.feeds.latest import LatestTickCache, latest_ticks_read
 from ticks.feeds.pipeline import FrameProcessor
 from ticks.models import BrokerAccount, Instrument, WatchSpec
 from workers.services import feed_plan_refresh, feed_supervise
 
 pytestmark = pytest.mark.integration
+FloatArray = npt.NDArray[np.float64]
 
 TICK = 0.05
 STRIKES_EACH_SIDE = 5
-# Beyond tick rounding: the forward's error (~0.1 point) times delta, and the few simulated seconds
-# between an option's last trade and the frame its IV was computed in, over vega.
-SLACK_RUPEES = 0.05
 
 
 def _weekly_expiry() -> date:
@@ -85,39 +83,75 @@ def _live_chain(expiry: date) -> dict[str, Any] | None:
     return chain if _live(chain) else None
 
 
-def _kitesim_forward(sim: KitesimThread, expiry: date, at: float) -> tuple[float, float]:
-    """kitesim's own NIFTY forward and years to expiry at simulated epoch ``at``."""
-    market = sim.state.market
-    assert market is not None
-    spot = float(market.paths[list(UNDERLYINGS).index("NIFTY")].at(at))
+def _kitesim_forward(sim: KitesimThread, expiry: date, at: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """kitesim's own NIFTY forward and years to expiry at simulated epoch(s) ``at``."""
+    market = sim.state.market  # type: ignore[union-attr]
+    at = np.asarray(at, dtype=float)
+    spot = market.paths[list(UNDERLYINGS).index("NIFTY")].at(at)
     years = (session_close_epoch(expiry) - at) / SECONDS_PER_YEAR
-    return float(forward_price(np.array(spot), np.array(years))), years
+    return forward_price(spot, years), years
 
 
-def _check_smile(chain: dict[str, Any], sim: KitesimThread, expiry: date) -> None:
+def _forward_band(sim: KitesimThread, expiry: date, since: float, until: float) -> tuple[float, float]:
+    """The lowest and highest kitesim forward over [since, until] (simulated epochs)."""
+    forwards, _ = _kitesim_forward(sim, expiry, np.linspace(since, until, 64))
+    return float(forwards.min()), float(forwards.max())
+
+
+def _tolerance(
+    leg: dict[str, Any], strike: float, forward: float, t_years: float, band: tuple[float, float]
+) -> float:
+    """|IV - smile| allowed for one leg, in vol (a fraction).
+
+    The last price is rounded to the tick (half a tick), and it was priced on kitesim's forward at
+    the moment of the trade, somewhere in ``band``, while the hook used ``forward``. A forward off by
+    dF moves the leg's value by |delta| dF (Black-76 delta is dV/dF), and moves the smile the price
+    came from by its slope in F times dF.
+    """
+    forward_error = max(abs(forward - band[0]), abs(forward - band[1]))
+    rupees = 0.5 * TICK + abs(leg["delta"]) * forward_error
+    smile_slope = abs(_smile(strike, forward + 0.5, t_years) - _smile(strike, forward - 0.5, t_years))
+    return rupees / (100.0 * leg["vega"]) + smile_slope * forward_error  # vega is per vol point
+
+
+def _smile(strike: float, forward: float, t_years: float) -> float:
+    return float(smile_vol(np.array(strike), np.array(forward), np.array(t_years)))
+
+
+def _check_forward(
+    chain: dict[str, Any], sim: KitesimThread, expiry: date, ticks: npt.NDArray[np.void]
+) -> None:
+    """The chain's forward is kitesim's over the time its ATM legs traded, to a tick.
+
+    Parity on tick prices is off by at most e^{rT} x one tick (C and P half a tick each); the index
+    carried at the rate by e^{rT} x half a paisa.
+    """
     as_of = datetime.fromisoformat(chain["as_of"]).timestamp()
-    model_forward, years = _kitesim_forward(sim, expiry, as_of)
+    _, years = _kitesim_forward(sim, expiry, as_of)
+    assert chain["t_years"] == pytest.approx(float(years), abs=1e-9)
     assert chain["forward_source"] in ("parity", "index")
-    assert chain["forward"] == pytest.approx(model_forward, abs=1.0)
-    assert chain["t_years"] == pytest.approx(years, abs=1e-9)
-    checked, passed, misses = 0, 0, []
-    for row in _near_atm(chain):
-        for kind in ("CE", "PE"):
-            leg = row[kind]
-            if leg["status"] != "ok" or leg["last_price"] <= TICK:
-                continue
-            truth = float(
-                smile_vol(np.array(row["strike"]), np.array(chain["forward"]), np.array(chain["t_years"]))
-            )
-            vega_per_unit = 100.0 * leg["vega"]
-            tolerance = (0.5 * TICK + SLACK_RUPEES) / vega_per_unit
-            checked += 1
-            if abs(leg["iv"] - truth) <= tolerance:
-                passed += 1
-            else:
-                misses.append((row["strike"], kind, leg["last_price"], leg["iv"], truth, tolerance))
+    low, high = _forward_band(sim, expiry, float(ticks["last_trade_time"].min()), as_of + 1.0)
+    slack = np.exp(RISK_FREE_RATE * years) * TICK
+    assert low - slack <= chain["forward"] <= high + slack, (chain["forward"], low, high)
+
+
+def _check_smile(chain: dict[str, Any], sim: KitesimThread, expiry: date, client: redis.Redis) -> None:
+    legs = [(row["strike"], row[kind]) for row in _near_atm(chain) for kind in ("CE", "PE")]
+    ticks = latest_ticks_read(client, [leg["instrument_token"] for _, leg in legs])
+    _check_forward(chain, sim, expiry, ticks)
+    forward, t_years = chain["forward"], chain["t_years"]
+    checked, misses = 0, []
+    for (strike, leg), tick in zip(legs, ticks, strict=True):
+        if leg["status"] != "ok" or leg["last_price"] <= TICK:
+            continue  # at the floor the quote does not determine a vol
+        checked += 1
+        truth = _smile(strike, forward, t_years)
+        band = _forward_band(sim, expiry, tick["last_trade_time"], tick["exchange_timestamp"] + 1.0)
+        tolerance = _tolerance(leg, strike, forward, t_years, band)
+        if abs(leg["iv"] - truth) > tolerance:
+            misses.append((strike, leg["last_price"], leg["iv"], truth, tolerance))
     assert checked >= 2 * STRIKES_EACH_SIDE, chain
-    assert passed >= 0.8 * checked, misses
+    assert len(misses) <= 0.2 * checked, misses
     atm = next(row for row in chain["strikes"] if row["strike"] == chain["atm_strike"])
     assert all(atm[kind]["status"] == "ok" for kind in ("CE", "PE"))
 
@@ -140,7 +174,10 @@ def _credentials(sim: KitesimThread) -> Callable[[], Any]:
 
 
 async def test_the_hook_in_a_feed_recovers_kitesim_s_smile(
-    fleet: dict[str, BrokerAccount], kitesim: KitesimThread, aredis: redis.asyncio.Redis
+    fleet: dict[str, BrokerAccount],
+    kitesim: KitesimThread,
+    aredis: redis.asyncio.Redis,
+    redis_client: redis.Redis,
 ) -> None:
     expiry = await sync_to_async(_weekly_expiry)()
     spot = kitesim.state.market.spot("NIFTY")  # type: ignore[union-attr]
@@ -170,7 +207,7 @@ async def test_the_hook_in_a_feed_recovers_kitesim_s_smile(
         stop.set()
         await asyncio.wait_for(streaming, 10)
 
-    await sync_to_async(_check_smile)(chain, kitesim, expiry)
+    await sync_to_async(_check_smile)(chain, kitesim, expiry, redis_client)
 
 
 def test_a_celery_feed_serves_live_greeks_that_recover_kitesim_s_smile(
@@ -195,4 +232,4 @@ def test_a_celery_feed_serves_live_greeks_that_recover_kitesim_s_smile(
         chain = _chain(expiry)
 
     assert settings.GREEKS_MODEL == "black76"
-    _check_smile(chain, kitesim, expiry)
+    _check_smile(chain, kitesim, expiry, redis_client)

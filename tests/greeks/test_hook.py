@@ -11,6 +11,7 @@ import redis
 import redis.asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 
 from greeks.hook import GreeksHook
 from greeks.records import ChainKey, ForwardSource, chain_latest_read
@@ -89,11 +90,13 @@ async def test_a_frame_is_one_hset_of_every_option_and_the_chain_forward(
 ) -> None:
     load, _ = _loader(instrument_table_build(instrument_rows()))
     hook = GreeksHook(counting, load_table=load, rate=0.065, model="black76", backend="numpy")
-    frame_rows = chain_frame(WEEKLY)
+    batch = _batch(chain_frame(WEEKLY))
 
-    await hook(_batch(frame_rows))
+    await hook(batch)
 
     assert counting.commands == ["HSET"]
+    computed = batch.derived["greeks"]  # handed on to the hooks after this one (the fan-out)
+    assert sorted(computed.tokens.tolist()) == sorted(o.token for o in options(WEEKLY))
     tokens = [o.token for o in options(WEEKLY)]
     stored = _read(redis_client, tokens)
     assert stored.computed.all()
@@ -119,8 +122,7 @@ async def test_the_settings_choose_rate_model_and_backend(counting: CountingRedi
 
     hook = GreeksHook(counting)
 
-    assert (hook.rate, hook.model) == (0.07, "bs")
-    assert hook._solve.__module__ == "greeks.reference"
+    assert (hook.rate, hook.model, hook.backend) == (0.07, "bs", "mibian")
 
 
 async def test_an_unknown_token_reloads_the_table_at_most_once_per_interval(
@@ -141,8 +143,8 @@ async def test_an_unknown_token_reloads_the_table_at_most_once_per_interval(
 
     clock.now = 31.0
     await hook(_batch(frame_rows))  # starts the reload in the background
-    assert hook._reload is not None
-    await hook._reload
+    assert hook.pending_reload is not None
+    await hook.pending_reload
     await hook(_batch(frame_rows))  # installs it: the new token is priced from now on
     assert len(loads) == 2
     assert hook.table is not None and new_call in hook.table.tokens
@@ -150,7 +152,36 @@ async def test_an_unknown_token_reloads_the_table_at_most_once_per_interval(
 
     clock.now = 40.0
     await hook(_batch(np.concatenate([frame_rows, tick_rows([999], [1.0])])))
-    assert hook._reload is None and len(loads) == 2
+    assert hook.pending_reload is None and len(loads) == 2
+
+
+async def test_a_failed_reload_keeps_the_loaded_table(
+    counting: CountingRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = instrument_table_build(instrument_rows())
+    calls: list[int] = []
+
+    async def load() -> InstrumentTable:
+        calls.append(1)
+        if len(calls) > 1:
+            raise DatabaseError("database is locked")
+        return table
+
+    clock = Clock()
+    hook = GreeksHook(counting, load_table=load, refresh_interval_s=30.0, monotonic=clock)
+    frame_rows = np.concatenate([chain_frame(WEEKLY), tick_rows([424242], [1.0])])
+    await hook(_batch(frame_rows))
+    clock.now = 31.0
+    await hook(_batch(frame_rows))
+    assert hook.pending_reload is not None
+    with pytest.raises(DatabaseError):
+        await hook.pending_reload
+
+    counting.commands.clear()
+    await hook(_batch(frame_rows))
+
+    assert hook.table is table and counting.commands == ["HSET"]
+    assert "instrument table reload failed" in caplog.text
 
 
 async def test_a_future_only_in_the_latest_tick_cache_is_still_the_forward(

@@ -190,6 +190,16 @@ def test_a_stale_future_gives_way_to_parity(table: InstrumentTable) -> None:
     assert table.tokens[missing].tolist() == [FUTURE_TOKEN]
 
 
+def test_a_price_s_age_is_from_its_last_trade_not_the_book_update(table: InstrumentTable) -> None:
+    book_update = tick_rows([FUTURE_TOKEN], [true_forward(MONTHLY) + 3.0])
+    book_update["last_trade_time"] = NOW - SOURCE_MAX_AGE_S - 1  # stamped now, last traded long ago
+
+    result = _run(table, np.concatenate([book_update, chain_frame(MONTHLY)]))
+
+    assert result.forwards["forward_source"][0] == ForwardSource.PARITY
+    assert result.forwards["forward"][0] == pytest.approx(true_forward(MONTHLY), abs=1e-8)
+
+
 def test_an_earlier_frame_s_future_still_counts(table: InstrumentTable) -> None:
     future_price = true_forward(MONTHLY) + 1.0
     earlier = tick_rows([FUTURE_TOKEN], [future_price], exchange_timestamp=NOW - 5)
@@ -344,7 +354,7 @@ def test_the_hset_fields_decode_back_to_the_records(table: InstrumentTable) -> N
 
     fields = result.mapping()
 
-    token = int(result.tokens[5])
+    token = str(result.tokens[5]).encode()  # the field name redis-py would send for the int
     assert fields[token] == result.records[5].tobytes()
     assert np.frombuffer(fields[token], GREEKS_DTYPE)["iv"][0] == result.records["iv"][5]
     forward = np.frombuffer(fields[forward_field(ChainKey("NIFTY", WEEKLY))], FORWARD_DTYPE)[0]

@@ -35,9 +35,9 @@ def _database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log: Path, *, beat: bool = False) -> None:
-        self.name = f"feeds-{uuid.uuid4().hex[:6]}@test"
-        command = [sys.executable, "-m", "celery", "-A", "tickerproject", "worker", "-Q", "feeds,default"]
+    def __init__(self, env: dict[str, str], log: Path, *, beat: bool = False, queues: str = "feeds,default") -> None:
+        self.name = f"{queues.split(',')[0]}-{uuid.uuid4().hex[:6]}@test"
+        command = [sys.executable, "-m", "celery", "-A", "tickerproject", "worker", "-Q", queues]
         command += ["-c", "3", "-O", "fair", "--prefetch-multiplier=1", "-n", self.name, "--loglevel=INFO"]
         if beat:  # the supervisor and reconciler on their real schedule, inside this worker
             command += ["-B", "--schedule", str(log.with_suffix(".beat"))]
@@ -100,8 +100,9 @@ def fleet(transactional_db, redis_client, kitesim: KitesimThread, settings) -> d
 
 
 @pytest.fixture
-def start_worker(fleet, kitesim: KitesimThread, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    base_env = {
+def stack_env(kitesim: KitesimThread) -> dict[str, str]:
+    """The environment of a process (worker, web) that joins this test's stack."""
+    return {
         **os.environ,
         **FAST_FEEDS,
         "DJANGO_SETTINGS_MODULE": "tickerproject.settings.test",
@@ -111,10 +112,16 @@ def start_worker(fleet, kitesim: KitesimThread, tmp_path: Path) -> Iterator[Call
         "KITE_ROOT": kitesim.root,
         "KITE_WS_ROOT": kitesim.ws_root,
     }
+
+
+@pytest.fixture
+def start_worker(fleet, stack_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    base_env = stack_env
     workers: list[WorkerProcess] = []
 
-    def start(*, beat: bool = False, **env: str) -> WorkerProcess:
-        workers.append(WorkerProcess({**base_env, **env}, tmp_path / f"worker-{len(workers)}.log", beat=beat))
+    def start(*, beat: bool = False, queues: str = "feeds,default", **env: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        workers.append(WorkerProcess({**base_env, **env}, log, beat=beat, queues=queues))
         return workers[-1]
 
     yield start

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,7 +86,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Dev and tests serve straight from the apps' static folders; production runs collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Secrets at rest -------------------------------------------------------
 # Fernet keys (urlsafe base64, 32 bytes). The first encrypts; all decrypt (rotation).
@@ -129,6 +138,9 @@ CELERY_BEAT_SCHEDULE = {
     "feeds-supervise": {"task": "workers.feed_supervise", "schedule": 5.0, "options": {"expires": 5}},
     "feeds-reconcile": {"task": "workers.feed_reconcile", "schedule": 15.0, "options": {"expires": 15}},
     "greeks-snapshot": {"task": "greeks.snapshot", "schedule": 60.0, "options": {"expires": 60}},
+    # Orders: poll Kite's order book for live orders; re-enqueue orders stuck in PENDING/SUBMITTING.
+    "orders-reconcile": {"task": "orders.reconcile", "schedule": env.float("ORDER_RECONCILE_S", default=5.0)},
+    "orders-sweep-stuck": {"task": "orders.sweep_stuck", "schedule": env.float("ORDER_SWEEP_S", default=15.0)},
 }
 
 # Live stream (ticks/consumers.py): at most one delta per connection per flush interval.
@@ -209,3 +221,27 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Orders (README "Orders") ---------------------------------------------
+# Kite's limits per api_key as COUNT/SECONDS, enforced fleet-wide by Redis token buckets that run at
+# ORDER_RATE_SAFETY of each limit, so network jitter never pushes Kite over its sliding windows.
+ORDER_RATE_LIMITS = env.list("ORDER_RATE_LIMITS", default=["10/1", "400/60", "5000/86400"])  # placements
+ORDER_REQUEST_RATE_LIMITS = env.list("ORDER_REQUEST_RATE_LIMITS", default=["10/1"])  # order book, modify, ...
+ORDER_RATE_SAFETY = env.float("ORDER_RATE_SAFETY", default=0.8)
+ORDER_RATE_MAX_WAIT_S = env.float("ORDER_RATE_MAX_WAIT_S", default=2.0)  # wait in the task, else re-queue
+ORDER_BREAKER_FAILURES = env.int("ORDER_BREAKER_FAILURES", default=5)  # consecutive unknown outcomes
+ORDER_BREAKER_RESET_S = env.float("ORDER_BREAKER_RESET_S", default=15.0)  # open this long, then probe
+ORDER_LEASE_MARGIN_S = env.float("ORDER_LEASE_MARGIN_S", default=5.0)  # lease = KITE_HTTP_TIMEOUT + this
+ORDER_RETRY_BASE_S = env.float("ORDER_RETRY_BASE_S", default=2.0)  # backoff after an unknown outcome
+ORDER_RETRY_MAX_S = env.float("ORDER_RETRY_MAX_S", default=60.0)
+ORDER_SUBMIT_DEADLINE_S = env.float("ORDER_SUBMIT_DEADLINE_S", default=600.0)  # unsent this long: FAILED
+ORDER_STUCK_GRACE_S = env.float("ORDER_STUCK_GRACE_S", default=60.0)  # overdue this long: re-enqueued
+ORDER_SUBMIT_HOLD_S = env.float("ORDER_SUBMIT_HOLD_S", default=0.0)  # test hook only: pause before placing
+ORDER_MAX_SLICES = env.int("ORDER_MAX_SLICES", default=10)
+# Exchange freeze quantities per underlying (Kite's dump does not carry them); others are unlimited.
+ORDER_FREEZE_QUANTITIES = env.dict(
+    "ORDER_FREEZE_QUANTITIES", cast={"value": int}, default={"NIFTY": 1800, "BANKNIFTY": 900, "SENSEX": 1000}
+)
+ORDER_MARKET_CLOCK = env.str("ORDER_MARKET_CLOCK", default="wall")  # wall | kitesim | ISO datetime (frozen)
+ORDER_POSITIONS_CACHE_S = env.float("ORDER_POSITIONS_CACHE_S", default=2.0)
+ORDER_MAX_BODY_BYTES = env.int("ORDER_MAX_BODY_BYTES", default=16_384)

@@ -7,8 +7,8 @@ whole decoded frame, so each does one Redis round trip / one numpy call per fram
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,8 @@ class TickBatch:
     account: str
     ticks: npt.NDArray[np.void]  # ticks.feeds.protocol.TICK_DTYPE rows
     received_at: float
+    # What one hook computed for this frame and a later hook reuses (e.g. "greeks" for the fan-out).
+    derived: dict[str, Any] = field(default_factory=dict)
 
 
 class FrameHook(Protocol):

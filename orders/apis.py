@@ -1,0 +1,324 @@
+"""Order endpoints. Each view parses input, calls one service or selector and formats output.
+
+Request bodies use Kite's parameter names; unknown fields, strings for numbers, booleans for numbers,
+non-finite or out-of-range numbers are refused with a 400 naming the field.
+"""
+
+import math
+import re
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.errors import TradingNotPermittedError
+from orders.market_clock import market_now
+from orders.models import Order, OrderEvent
+from orders.parsers import StrictJSONParser
+from orders.selectors import order_get, order_list, permitted_account, positions_for
+from orders.services import PlaceRequest, order_cancel, order_modify, order_place
+from orders.states import OrderStatus
+from orders.validation import (
+    EXCHANGES,
+    ORDER_TYPES,
+    PRODUCTS,
+    TRANSACTION_TYPES,
+    VALIDITIES,
+    VARIETIES,
+    OrderTerms,
+)
+from tickerproject.exceptions import ApplicationError, NotFoundError
+
+MAX_QUANTITY = 10_000_000
+MAX_PRICE = Decimal("100000000")  # ₹10 crore a unit: far above any listed instrument
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as a header can carry it
+TAG = re.compile(r"[A-Za-z0-9 _.:-]{1,20}")
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: not "10", not 10.0, not true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class PriceField(serializers.Field):
+    """A JSON number (not a string, not a boolean), finite, 0 < price <= MAX_PRICE, up to 4 decimals."""
+
+    default_error_messages = {
+        "invalid": "A price must be a JSON number.",
+        "range": f"A price must be above 0 and at most {MAX_PRICE}.",
+        "places": "A price has at most 4 decimal places.",
+    }
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("range")
+        value = Decimal(str(data))
+        if not 0 < value <= MAX_PRICE:
+            self.fail("range")
+        if value != value.quantize(Decimal("0.0001")):
+            self.fail("places")
+        return value
+
+    def to_representation(self, value: Decimal) -> str:
+        return format(value.normalize(), "f")
+
+
+class RejectUnknownFieldsMixin:
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+def _decimal_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+class OrderOutputSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.name")
+    price = serializers.SerializerMethodField()
+    trigger_price = serializers.SerializerMethodField()
+    average_price = serializers.SerializerMethodField()
+    parent_id = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id", "account", "exchange", "tradingsymbol", "variety", "transaction_type", "order_type",
+            "product", "quantity", "price", "trigger_price", "validity", "validity_ttl", "iceberg_legs",
+            "iceberg_quantity", "tag", "idempotency_key", "parent_id", "status", "status_message",
+            "broker_order_id", "kite_status", "filled_quantity", "pending_quantity", "average_price",
+            "modification_count", "created_at", "updated_at", "placed_at",
+        ]  # fmt: skip
+
+    def get_price(self, order: Order) -> str | None:
+        return _decimal_text(order.price)
+
+    def get_trigger_price(self, order: Order) -> str | None:
+        return _decimal_text(order.trigger_price)
+
+    def get_average_price(self, order: Order) -> str | None:
+        return _decimal_text(order.average_price)
+
+
+class OrderEventOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderEvent
+        fields = ["at", "source", "status_from", "status_to", "kite_status", "message", "data"]
+
+
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    events = OrderEventOutputSerializer(many=True)
+    slice_ids = serializers.SerializerMethodField()
+
+    class Meta(OrderOutputSerializer.Meta):
+        fields = [*OrderOutputSerializer.Meta.fields, "slice_ids", "events"]
+
+    def get_slice_ids(self, order: Order) -> list[int]:
+        return [child.pk for child in order.slices.all()]
+
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description="Unique per order attempt (1-255 visible ASCII). The same key with the same body returns "
+    "the original order (200); with a different body, 409.",
+)
+
+
+def _idempotency_key(request: Request) -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ApplicationError("This header is required.", field="Idempotency-Key")
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApplicationError("1-255 visible ASCII characters.", field="Idempotency-Key")
+    return key
+
+
+def _owned_order(request: Request, order_id: int) -> Order:
+    order = order_get(client=request.user, order_id=order_id)
+    if order is None:
+        raise NotFoundError(f"No order {order_id}.")
+    return order
+
+
+def _detail(request: Request, order: Order) -> dict[str, Any]:
+    return OrderDetailOutputSerializer(_owned_order(request, order.pk)).data
+
+
+class OrderListApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    class InputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+        account = StrictCharField(max_length=64)
+        exchange = StrictChoiceField(choices=EXCHANGES)
+        tradingsymbol = StrictCharField(max_length=64)
+        variety = StrictChoiceField(choices=VARIETIES)
+        transaction_type = StrictChoiceField(choices=TRANSACTION_TYPES)
+        order_type = StrictChoiceField(choices=ORDER_TYPES)
+        product = StrictChoiceField(choices=PRODUCTS)
+        quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
+        price = PriceField(required=False, allow_null=True)
+        trigger_price = PriceField(required=False, allow_null=True)
+        validity = StrictChoiceField(choices=VALIDITIES, default="DAY")
+        validity_ttl = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=10_000)
+        iceberg_legs = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=1_000)
+        tag = StrictCharField(required=False, max_length=20, allow_blank=True, default="")
+        autoslice = StrictBooleanField(required=False, default=False)
+
+        def validate_tag(self, value: str) -> str:
+            if value and not TAG.fullmatch(value):
+                raise serializers.ValidationError("Up to 20 letters, digits, spaces or _ . : -")
+            return value
+
+    class FilterSerializer(serializers.Serializer):
+        account = serializers.CharField(required=False, max_length=64)
+        status = serializers.CharField(required=False, help_text="comma-separated, e.g. OPEN,PLACED")
+        exchange = serializers.ChoiceField(required=False, choices=EXCHANGES)
+        tradingsymbol = serializers.CharField(required=False, max_length=64)
+        tag = serializers.CharField(required=False, max_length=20)
+        created_after = serializers.DateTimeField(required=False)
+        created_before = serializers.DateTimeField(required=False)
+
+        def validate_status(self, value: str) -> list[str]:
+            statuses = [part.strip().upper() for part in value.split(",") if part.strip()]
+            unknown = sorted(set(statuses) - set(OrderStatus))
+            if unknown:
+                raise serializers.ValidationError(f"Unknown status: {', '.join(unknown)}.")
+            return statuses
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=InputSerializer,
+        responses={
+            201: OrderDetailOutputSerializer,
+            200: OpenApiResponse(OrderDetailOutputSerializer, description="replay of the same key and body"),
+            409: OpenApiResponse(description="the key was used with a different body"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        key = _idempotency_key(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        account, tag = data.pop("account"), data.pop("tag")
+        result = order_place(
+            client=request.user,
+            idempotency_key=key,
+            request=PlaceRequest(account=account, terms=OrderTerms(**data), tag=tag),
+            market_now=market_now(),
+        )
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(_detail(request, result.order), status=code)
+
+    @extend_schema(parameters=[FilterSerializer], responses=OrderOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = dict(filters.validated_data)
+        values["statuses"] = values.pop("status", None)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(order_list(client=request.user, **values), request, view=self)
+        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+
+
+class OrderDetailApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    class ModifySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+        quantity = StrictIntegerField(required=False, min_value=1, max_value=MAX_QUANTITY)
+        price = PriceField(required=False, allow_null=True)
+        trigger_price = PriceField(required=False, allow_null=True)
+        order_type = StrictChoiceField(required=False, choices=ORDER_TYPES)
+        validity = StrictChoiceField(required=False, choices=VALIDITIES)
+        validity_ttl = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=10_000)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if not attrs:
+                raise serializers.ValidationError("Give at least one field to change.")
+            return attrs
+
+    @extend_schema(responses=OrderDetailOutputSerializer)
+    def get(self, request: Request, order_id: int) -> Response:
+        return Response(OrderDetailOutputSerializer(_owned_order(request, order_id)).data)
+
+    @extend_schema(request=ModifySerializer, responses=OrderDetailOutputSerializer)
+    def patch(self, request: Request, order_id: int) -> Response:
+        order = _owned_order(request, order_id)
+        serializer = self.ModifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order_modify(order=order, changes=serializer.validated_data, market_now=market_now(), source=OrderEvent.Source.API)
+        return Response(_detail(request, order))
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(OrderDetailOutputSerializer, description="cancelled (it never reached Kite)"),
+            202: OpenApiResponse(OrderDetailOutputSerializer, description="cancel requested at Kite"),
+        }
+    )
+    def delete(self, request: Request, order_id: int) -> Response:
+        order = _owned_order(request, order_id)
+        done = order_cancel(order=order, source=OrderEvent.Source.API)
+        return Response(_detail(request, order), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+
+
+class PositionListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        account = serializers.CharField(max_length=64)
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses=inline_serializer(
+            "Positions",
+            {
+                "account": serializers.CharField(),
+                "fetched_at": serializers.DateTimeField(),
+                "cached": serializers.BooleanField(),
+                "net": serializers.ListField(child=serializers.DictField()),
+                "day": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        name = filters.validated_data["account"]
+        account = permitted_account(client=request.user, name=name)
+        if account is None:
+            raise TradingNotPermittedError(f"You may not trade on account {name!r}.", field="account")
+        return Response(positions_for(account=account))

@@ -1,0 +1,485 @@
+"""Writes for orders: accept, modify and cancel them; apply Kite's view of them; recover stuck ones.
+
+Submission itself (getting a PENDING order into Kite exactly once) is orders.submission.
+"""
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orders import metrics
+from orders.errors import KiteCallError, TradingNotPermittedError
+from orders.guard import kite_call
+from orders.kite import KiteOrderFacts, MalformedKiteOrder, facts_from_payload
+from orders.models import Order, OrderEvent
+from orders.selectors import LIVE_AT_KITE, ClientUser, permitted_account
+from orders.states import AT_KITE, FINAL, OrderStatus, Progress, is_newer
+from orders.validation import (
+    MAX_MODIFICATIONS,
+    InstrumentFacts,
+    OrderInvalid,
+    OrderTerms,
+    Placement,
+    validate_modify,
+    validate_place,
+)
+from tickerproject.exceptions import ApplicationError, ConflictError
+from ticks.models import BrokerAccount, Instrument
+
+logger = logging.getLogger(__name__)
+
+SUBMIT_TASK = "orders.submit"
+APPLY_KITE_UPDATE_TASK = "orders.apply_kite_update"
+Source = OrderEvent.Source
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRequest:
+    account: str
+    terms: OrderTerms
+    tag: str = ""
+
+    def fingerprint(self) -> str:
+        """The request body's identity, for "same Idempotency-Key, same body?" (formatting-blind)."""
+        terms = {
+            name: value.normalize().to_eng_string() if isinstance(value, Decimal) else value
+            for name, value in asdict(self.terms).items()
+        }
+        canonical = json.dumps({"account": self.account, "tag": self.tag, **terms}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceResult:
+    order: Order
+    created: bool
+
+
+# --- accepting orders ---------------------------------------------------------------------------
+
+
+def order_place(
+    *, client: ClientUser, idempotency_key: str, request: PlaceRequest, market_now: datetime
+) -> PlaceResult:
+    """Validate and store the order(s) as PENDING in one transaction; enqueue submission on commit.
+
+    The idempotency key is unique per client in the database: a retry (or a concurrent duplicate)
+    with the same body gets the original order back, with a different body a 409.
+    """
+    fingerprint = request.fingerprint()
+    existing = _order_by_key(client, idempotency_key)
+    if existing is not None:
+        return _replayed(existing, fingerprint)
+    account = _tradable_account(client, request.account)
+    instrument = Instrument.objects.filter(
+        exchange=request.terms.exchange, tradingsymbol=request.terms.tradingsymbol
+    ).first()
+    try:
+        placement = validate_place(
+            request.terms, _facts(instrument), market_now, max_slices=settings.ORDER_MAX_SLICES
+        )
+    except OrderInvalid as invalid:
+        raise ApplicationError(invalid.message, field=invalid.field) from invalid
+    assert instrument is not None  # validate_place refuses a missing instrument
+    try:
+        with transaction.atomic():
+            orders = _orders_create(client, idempotency_key, fingerprint, account, instrument, request, placement)
+            transaction.on_commit(partial(orders_enqueue, [order.pk for order in orders]), robust=True)
+    except IntegrityError:
+        existing = _order_by_key(client, idempotency_key)
+        if existing is None:
+            raise
+        return _replayed(existing, fingerprint)
+    metrics.ACCEPTED.inc(len(orders))
+    return PlaceResult(order=orders[0], created=True)
+
+
+def orders_enqueue(order_ids: Iterable[int]) -> None:
+    """Queue submission (``orders`` queue). A lost message is recovered by orders_sweep_stuck."""
+    for order_id in order_ids:
+        current_app.send_task(SUBMIT_TASK, args=[order_id])
+
+
+def order_update_enqueue(*, account_id: int, payload: Mapping[str, Any]) -> None:
+    """Hand a Kite ``{"type": "order"}`` message's data to the orders queue (called by the feeds)."""
+    current_app.send_task(APPLY_KITE_UPDATE_TASK, args=[account_id, dict(payload)])
+
+
+def _order_by_key(client: ClientUser, idempotency_key: str) -> Order | None:
+    return Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key).first()
+
+
+def _replayed(order: Order, fingerprint: str) -> PlaceResult:
+    if order.request_fingerprint != fingerprint:
+        raise ConflictError(
+            "This Idempotency-Key was already used with a different request body.",
+            extra={"order_id": order.pk},
+        )
+    return PlaceResult(order=order, created=False)
+
+
+def _tradable_account(client: ClientUser, name: str) -> BrokerAccount:
+    account = permitted_account(client=client, name=name)
+    if account is None:
+        raise TradingNotPermittedError(f"You may not trade on account {name!r}.", field="account")
+    if not account.enabled:
+        raise ApplicationError(f"Account {name!r} is disabled.", field="account")
+    if account.health == BrokerAccount.Health.TOKEN_EXPIRED:
+        raise ConflictError(
+            f"Kite refused account {name!r}'s access token; an operator must log in again.", field="account"
+        )
+    return account
+
+
+def _facts(instrument: Instrument | None) -> InstrumentFacts | None:
+    if instrument is None:
+        return None
+    return InstrumentFacts(
+        exchange=instrument.exchange,
+        tradingsymbol=instrument.tradingsymbol,
+        segment=instrument.segment,
+        tick_size=instrument.tick_size,
+        lot_size=instrument.lot_size,
+        expiry=instrument.expiry,
+        is_active=instrument.is_active,
+        freeze_quantity=settings.ORDER_FREEZE_QUANTITIES.get(instrument.name),
+    )
+
+
+def _orders_create(
+    client: ClientUser,
+    idempotency_key: str,
+    fingerprint: str,
+    account: BrokerAccount,
+    instrument: Instrument,
+    request: PlaceRequest,
+    placement: Placement,
+) -> list[Order]:
+    terms, now = request.terms, timezone.now()
+    orders: list[Order] = []
+    for quantity in placement.slices:
+        first = orders[0] if orders else None
+        orders.append(
+            Order.objects.create(
+                client_id=client.pk,
+                account=account,
+                instrument=instrument,
+                parent=first,
+                idempotency_key=idempotency_key if first is None else None,
+                request_fingerprint=fingerprint if first is None else "",
+                kite_tag=secrets.token_hex(10),  # 20 alphanumerics: Kite's tag limit
+                tag=request.tag,
+                exchange=terms.exchange,
+                tradingsymbol=terms.tradingsymbol,
+                variety=terms.variety,
+                transaction_type=terms.transaction_type,
+                order_type=terms.order_type,
+                product=terms.product,
+                validity=terms.validity,
+                validity_ttl=terms.validity_ttl,
+                quantity=quantity,
+                price=terms.price,
+                trigger_price=terms.trigger_price,
+                iceberg_legs=terms.iceberg_legs,
+                iceberg_quantity=placement.iceberg_quantity,
+                pending_quantity=quantity,
+                created_at=now,
+                updated_at=now,
+                next_attempt_at=now,
+                enqueued_at=now,
+            )
+        )
+    count = len(orders)
+    OrderEvent.objects.bulk_create(
+        OrderEvent(
+            order=order,
+            at=now,
+            source=Source.API,
+            status_to=OrderStatus.PENDING,
+            message="accepted" if count == 1 else f"accepted: slice {index} of {count}",
+        )
+        for index, order in enumerate(orders, start=1)
+    )
+    return orders
+
+
+# --- modify and cancel --------------------------------------------------------------------------
+
+
+def order_cancel(*, order: Order, source: str) -> bool:
+    """Cancel: locally when Kite never saw the order, else at Kite. True when it is already CANCELLED
+    (local); False when Kite was asked (its update brings CANCELLED)."""
+    if order.status == OrderStatus.PENDING and order.placement_attempts == 0 and _cancel_unsent(order, source):
+        order.refresh_from_db()
+        return True
+    order.refresh_from_db()
+    _require_at_kite(order, "cancelled")
+    kite_call(order.account, lambda kite: kite.cancel_order(variety=order.variety, order_id=order.broker_order_id))
+    _event(order, source, order.status, order.status, "cancel requested at Kite")
+    return False
+
+
+def _cancel_unsent(order: Order, source: str) -> bool:
+    now = timezone.now()
+    with transaction.atomic():
+        cancelled = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, placement_attempts=0).update(
+            status=OrderStatus.CANCELLED,
+            status_message="cancelled before it was sent to Kite",
+            pending_quantity=0,
+            updated_at=now,
+        )
+        if cancelled:
+            _event(order, source, OrderStatus.PENDING, OrderStatus.CANCELLED, "cancelled before it was sent to Kite")
+    return bool(cancelled)
+
+
+def order_modify(*, order: Order, changes: Mapping[str, Any], market_now: datetime, source: str) -> Order:
+    """Change quantity / price / trigger / order type / validity, before sending or at Kite."""
+    if permitted_account(client=order.client, name=order.account.name) is None:
+        raise TradingNotPermittedError(f"You may no longer trade on account {order.account.name!r}.", field="account")
+    if order.modification_count >= MAX_MODIFICATIONS:
+        raise ConflictError(f"Kite allows at most {MAX_MODIFICATIONS} modifications of an order.")
+    terms = replace(_terms_of(order), **changes)
+    try:
+        validate_modify(terms, _facts(order.instrument), market_now)
+    except OrderInvalid as invalid:
+        raise ApplicationError(invalid.message, field=invalid.field) from invalid
+    fields = {name: getattr(terms, name) for name in changes}
+    if order.status == OrderStatus.PENDING and order.placement_attempts == 0 and _modify_unsent(order, fields, source):
+        order.refresh_from_db()
+        return order
+    order.refresh_from_db()
+    _require_at_kite(order, "modified")
+    kite_call(order.account, lambda kite: kite.modify_order(**_modify_params(order, terms)))
+    _modified_at_kite(order, fields, source)
+    order.refresh_from_db()
+    return order
+
+
+def _terms_of(order: Order) -> OrderTerms:
+    return OrderTerms(
+        variety=order.variety,
+        exchange=order.exchange,
+        tradingsymbol=order.tradingsymbol,
+        transaction_type=order.transaction_type,
+        order_type=order.order_type,
+        product=order.product,
+        quantity=order.quantity,
+        price=order.price,
+        trigger_price=order.trigger_price,
+        validity=order.validity,
+        validity_ttl=order.validity_ttl,
+        iceberg_legs=order.iceberg_legs,
+    )
+
+
+def _modify_params(order: Order, terms: OrderTerms) -> dict[str, Any]:
+    params = {
+        "variety": order.variety,
+        "order_id": order.broker_order_id,
+        "quantity": terms.quantity,
+        "order_type": terms.order_type,
+        "validity": terms.validity,
+        "price": terms.price,
+        "trigger_price": terms.trigger_price,
+    }
+    return {name: str(value) if isinstance(value, Decimal) else value for name, value in params.items()}
+
+
+def _modify_unsent(order: Order, fields: dict[str, Any], source: str) -> bool:
+    now = timezone.now()
+    extra = {"pending_quantity": fields["quantity"]} if "quantity" in fields else {}
+    with transaction.atomic():
+        modified = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, placement_attempts=0).update(
+            **fields, **extra, modification_count=order.modification_count + 1, updated_at=now
+        )
+        if modified:
+            _event(order, source, OrderStatus.PENDING, OrderStatus.PENDING, "modified before it was sent to Kite", fields)
+    return bool(modified)
+
+
+def _modified_at_kite(order: Order, fields: dict[str, Any], source: str) -> None:
+    with transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(
+            **fields, modification_count=order.modification_count + 1, updated_at=timezone.now()
+        )
+        _event(order, source, order.status, order.status, "modified at Kite", fields)
+
+
+def _require_at_kite(order: Order, verb: str) -> None:
+    status = OrderStatus(order.status)
+    if status in FINAL:
+        raise ConflictError(f"Order {order.pk} is {status}; it cannot be {verb}.")
+    if status not in AT_KITE or not order.broker_order_id:
+        raise ConflictError(
+            f"Order {order.pk} is being sent to Kite; it can be {verb} in a few seconds.", extra={"retry_after": 2}
+        )
+
+
+def _event(
+    order: Order,
+    source: str,
+    status_from: str,
+    status_to: str,
+    message: str,
+    data: Mapping[str, Any] | None = None,
+    kite_status: str = "",
+) -> None:
+    OrderEvent.objects.create(
+        order_id=order.pk,
+        source=source,
+        status_from=status_from,
+        status_to=status_to,
+        kite_status=kite_status,
+        message=message,
+        data=json.loads(json.dumps(dict(data or {}), default=str)),
+    )
+
+
+# --- Kite's view: responses, WebSocket updates, reconcile polls ------------------------------------
+
+
+def order_apply_kite_update(*, account_id: int, payload: Mapping[str, Any], source: str) -> bool:
+    """A Kite order object (WebSocket ``data`` or an order-book row) for one of our orders, if it is ours.
+
+    True when it moved the order forward; duplicates and stale (out-of-order) updates change nothing.
+    """
+    try:
+        facts = facts_from_payload(payload)
+    except MalformedKiteOrder as malformed:
+        logger.warning("account %d: ignored a malformed Kite order update: %s", account_id, malformed)
+        return False
+    order_id = (
+        Order.objects.filter(account_id=account_id, broker_order_id=facts.order_id).values_list("pk", flat=True).first()
+        or Order.objects.filter(account_id=account_id, kite_tag__in=facts.tags).values_list("pk", flat=True).first()
+    )
+    if order_id is None:
+        return False  # placed elsewhere (Kite web, another app): not ours to track
+    return order_apply_kite_facts(order_id=order_id, facts=facts, source=source)
+
+
+def order_apply_kite_facts(*, order_id: int, facts: KiteOrderFacts, source: str) -> bool:
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.broker_order_id and order.broker_order_id != facts.order_id:
+            metrics.DUPLICATE_SUSPECTED.inc()
+            logger.error("order %d is Kite order %s, yet Kite also shows %s with its tag",
+                         order.pk, order.broker_order_id, facts.order_id)  # fmt: skip
+            return False
+        current = Progress(OrderStatus(order.status), order.filled_quantity, order.kite_updated_at)
+        if not is_newer(current, facts.progress):
+            return False
+        if current.status == OrderStatus.FAILED:
+            logger.error("order %d was FAILED, but Kite has it as %s: adopting", order.pk, facts.order_id)
+        _take_facts(order, facts)
+        order.save()
+        _event(order, source, current.status, order.status, facts.status_message, _event_data(facts), facts.kite_status)
+    return True
+
+
+def _take_facts(order: Order, facts: KiteOrderFacts) -> None:
+    now = timezone.now()
+    order.status = facts.status
+    order.broker_order_id = facts.order_id
+    order.kite_status = facts.kite_status
+    order.status_message = facts.status_message or order.status_message
+    order.filled_quantity = facts.filled_quantity
+    order.pending_quantity = facts.pending_quantity if facts.kite_status else order.quantity
+    order.average_price = facts.average_price
+    order.kite_updated_at = facts.updated_at or order.kite_updated_at
+    order.quantity = facts.quantity or order.quantity
+    order.order_type = facts.order_type or order.order_type
+    if facts.kite_status:  # an order object (not a bare place response): its prices are Kite's truth
+        order.price = facts.price
+        order.trigger_price = facts.trigger_price
+    order.claim_token, order.lease_until = "", None
+    order.placed_at = order.placed_at or now
+    order.updated_at = now
+
+
+def _event_data(facts: KiteOrderFacts) -> dict[str, Any]:
+    return {
+        "order_id": facts.order_id,
+        "kite_status": facts.kite_status,
+        "filled_quantity": facts.filled_quantity,
+        "average_price": str(facts.average_price),
+        "kite_updated_at": facts.updated_at.isoformat() if facts.updated_at else None,
+    }
+
+
+def orders_reconcile() -> int:
+    """Beat: poll ``kite.orders()`` once per account with live orders and apply what changed."""
+    account_ids = Order.objects.filter(LIVE_AT_KITE).values_list("account_id", flat=True).distinct()
+    return sum(
+        account_orders_reconcile(account=account)
+        for account in BrokerAccount.objects.filter(pk__in=list(account_ids), enabled=True)
+    )
+
+
+def account_orders_reconcile(*, account: BrokerAccount) -> int:
+    """One order-book poll for the account; returns how many of our orders moved forward."""
+    try:
+        rows = kite_call(account, lambda kite: kite.orders())
+    except KiteCallError as error:
+        logger.warning("account %s: reconcile skipped: %s", account.name, error.message)
+        return 0
+    by_id: dict[str, KiteOrderFacts] = {}
+    by_tag: dict[str, KiteOrderFacts] = {}
+    for row in rows:
+        try:
+            facts = facts_from_payload(row)
+        except MalformedKiteOrder:
+            continue
+        by_id[facts.order_id] = facts
+        by_tag.update(dict.fromkeys(facts.tags, facts))
+    ours = Order.objects.filter(LIVE_AT_KITE, account=account).values_list("pk", "broker_order_id", "kite_tag")
+    moved = 0
+    for order_id, broker_order_id, kite_tag in ours:
+        facts = by_id.get(broker_order_id or "") or by_tag.get(kite_tag)
+        if facts is not None:
+            moved += order_apply_kite_facts(order_id=order_id, facts=facts, source=Source.RECONCILE)
+    return moved
+
+
+def orders_sweep_stuck(*, now: datetime | None = None) -> list[int]:
+    """Beat: re-enqueue orders nobody is working on (message lost in a Redis restart, worker killed).
+
+    An order that may already be at Kite is first reconciled by tag (one order-book poll per account),
+    so what Kite has is adopted rather than re-sent; the submit task looks the tag up again anyway.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ORDER_STUCK_GRACE_S)
+    stuck = Order.objects.filter(_stuck(cutoff), enqueued_at__lt=cutoff)
+    rows = list(stuck.values_list("pk", "account_id", "placement_attempts"))
+    if not rows:
+        return []
+    verify = {account_id for _, account_id, attempts in rows if attempts > 0}
+    for account in BrokerAccount.objects.filter(pk__in=verify, enabled=True):
+        account_orders_reconcile(account=account)
+    still = list(stuck.filter(pk__in=[pk for pk, _, _ in rows]).values_list("pk", flat=True))
+    Order.objects.filter(pk__in=still).update(enqueued_at=now)
+    orders_enqueue(still)
+    if still:
+        logger.warning("re-enqueued %d stuck order(s): %s", len(still), still[:20])
+        metrics.REENQUEUED.inc(len(still))
+    return still
+
+
+def _stuck(cutoff: datetime) -> Q:
+    """Due since before ``cutoff`` yet still PENDING, or SUBMITTING under a lease that lapsed by then."""
+    return Q(status=OrderStatus.PENDING, next_attempt_at__lt=cutoff) | Q(
+        status=OrderStatus.SUBMITTING, lease_until__lt=cutoff
+    )

@@ -1,0 +1,174 @@
+// The live option chain: one WebSocket (/ws/stream/), snapshot then numbered deltas.
+"use strict";
+
+const LEG_FIELDS = ["vega", "theta", "gamma", "delta", "iv", "oi", "volume", "bid", "ask", "last_price"];
+const FORMAT = {
+  last_price: (v) => v.toFixed(2), bid: (v) => v.toFixed(2), ask: (v) => v.toFixed(2),
+  oi: (v) => v.toLocaleString("en-IN"), volume: (v) => v.toLocaleString("en-IN"),
+  iv: (v) => (v * 100).toFixed(2), delta: (v) => v.toFixed(3), gamma: (v) => v.toFixed(5),
+  theta: (v) => v.toFixed(2), vega: (v) => v.toFixed(2),
+};
+
+const state = { ws: null, chain: null, seq: 0, legs: new Map(), atm: null, forward: null,
+                indexToken: null, retry: 0, smileDue: false };
+const $ = (id) => document.getElementById(id);
+
+function show(value, field) {
+  return value === null || value === undefined || Number.isNaN(value) ? "—" : FORMAT[field](value);
+}
+
+function setConnection(text, kind) {
+  const badge = $("connection");
+  badge.textContent = text;
+  badge.dataset.state = kind;
+}
+
+async function loadExpiries() {
+  const underlying = $("underlying").value;
+  const response = await fetch(`/api/v1/chains/${encodeURIComponent(underlying)}/expiries`);
+  const { expiries } = await response.json();
+  $("expiry").innerHTML = expiries.map((e) => `<option>${e}</option>`).join("");
+  subscribe();
+}
+
+function subscribe() {
+  const next = `${$("underlying").value}:${$("expiry").value}`;
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN || !$("expiry").value) return;
+  if (state.chain && state.chain !== next) send({ action: "unsubscribe", chain: state.chain });
+  state.chain = next;
+  send({ action: "subscribe", chain: next });
+}
+
+function send(message) {
+  state.ws.send(JSON.stringify(message));
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws/stream/`);
+  state.ws = ws;
+  setConnection("connecting", "connecting");
+  ws.onopen = () => { state.retry = 0; setConnection("live", "live"); state.chain = null; subscribe(); };
+  ws.onmessage = (event) => receive(JSON.parse(event.data));
+  ws.onclose = (event) => {
+    if (event.code === 4401) { location.href = "/login/?next=/"; return; }
+    const delay = Math.min(5000, 500 * 2 ** state.retry++);
+    setConnection(`reconnecting in ${(delay / 1000).toFixed(1)} s`, "down");
+    setTimeout(connect, delay);
+  };
+}
+
+function receive(message) {
+  if (message.type === "snapshot") return renderSnapshot(message);
+  if (message.type === "error") return console.warn("stream error", message);
+  if (message.type !== "delta") return;
+  if (message.seq !== state.seq + 1) {  // a gap: start again from a fresh snapshot
+    send({ action: "snapshot", chain: state.chain });
+    return;
+  }
+  state.seq = message.seq;
+  for (const row of message.rows) applyRow(row);
+  for (const [chain, meta] of Object.entries(message.chains || {})) {
+    if (chain === state.chain) applyMeta(meta);
+  }
+  scheduleSmile();
+}
+
+function renderSnapshot(snapshot) {
+  state.seq = snapshot.seq;
+  state.legs = new Map();
+  state.indexToken = snapshot.index_token;
+  const strikes = [...new Set(snapshot.rows.map((r) => r.strike))].sort((a, b) => a - b);
+  const body = $("chain").tBodies[0];
+  body.innerHTML = "";
+  for (const strike of strikes) body.appendChild(strikeRow(strike));
+  for (const row of snapshot.rows) {
+    state.legs.set(row.instrument_token, { strike: row.strike, type: row.type, row: {} });
+    applyRow(row, false);
+  }
+  applyMeta(snapshot);
+  scheduleSmile();
+  const atm = body.querySelector("tr.atm");
+  if (atm) atm.scrollIntoView({ block: "center" });
+}
+
+function strikeRow(strike) {
+  const tr = document.createElement("tr");
+  tr.dataset.strike = strike;
+  const cells = (type) => LEG_FIELDS.map((f) => `<td data-leg="${type}" data-field="${f}">—</td>`);
+  tr.innerHTML = [...cells("CE"), `<td class="strike">${strike}</td>`, ...cells("PE").reverse()].join("");
+  return tr;
+}
+
+function applyRow(row, flash = true) {
+  if (row.instrument_token === state.indexToken) {
+    $("spot").textContent = `Spot ${show(row.last_price, "last_price")}` +
+      (row.change === undefined ? "" : ` (${row.change >= 0 ? "+" : ""}${row.change.toFixed(2)}%)`);
+    return;
+  }
+  const leg = state.legs.get(row.instrument_token);
+  if (!leg) return;
+  Object.assign(leg.row, row);
+  const tr = $("chain").querySelector(`tr[data-strike="${leg.strike}"]`);
+  for (const field of LEG_FIELDS) {
+    if (!(field in row)) continue;
+    const cell = tr.querySelector(`td[data-leg="${leg.type}"][data-field="${field}"]`);
+    const text = show(row[field], field);
+    if (cell.textContent === text) continue;
+    cell.textContent = text;
+    if (flash) { cell.classList.remove("flash"); void cell.offsetWidth; cell.classList.add("flash"); }
+  }
+}
+
+function applyMeta(meta) {
+  if (meta.forward !== undefined && meta.forward !== null) {
+    state.forward = meta.forward;
+    $("forward").textContent = `Fwd ${meta.forward.toFixed(2)}`;
+  }
+  if (meta.atm_strike !== undefined && meta.atm_strike !== state.atm) {
+    state.atm = meta.atm_strike;
+    for (const tr of $("chain").tBodies[0].rows) tr.classList.toggle("atm", Number(tr.dataset.strike) === state.atm);
+  }
+}
+
+function scheduleSmile() {
+  if (state.smileDue) return;
+  state.smileDue = true;
+  setTimeout(drawSmile, 500);
+}
+
+function drawSmile() {
+  state.smileDue = false;
+  const points = [];
+  for (const leg of state.legs.values()) {
+    const otm = state.forward === null ? leg.type === "CE" : (leg.strike >= state.forward) === (leg.type === "CE");
+    if (otm && Number.isFinite(leg.row.iv)) points.push([leg.strike, leg.row.iv * 100]);
+  }
+  points.sort((a, b) => a[0] - b[0]);
+  const svg = $("smile");
+  if (points.length < 2) { svg.innerHTML = `<text x="10" y="90">waiting for prices</text>`; return; }
+  const [x0, x1] = [points[0][0], points[points.length - 1][0]];
+  const ivs = points.map((p) => p[1]);
+  const [y0, y1] = [Math.min(...ivs), Math.max(...ivs) + 1e-9];
+  const sx = (x) => 30 + ((x - x0) / (x1 - x0)) * 280;
+  const sy = (y) => 160 - ((y - y0) / (y1 - y0)) * 140;
+  const line = points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+  svg.innerHTML = `<polyline points="${line}" class="smile-line"/>` +
+    `<text x="2" y="20">${y1.toFixed(1)}%</text><text x="2" y="165">${y0.toFixed(1)}%</text>`;
+}
+
+async function refreshFeeds() {
+  const response = await fetch("/api/v1/feeds");
+  if (!response.ok) return;
+  const { feeds } = await response.json();
+  $("feeds").tBodies[0].innerHTML = feeds.map((f) => `<tr data-state="${f.state}"><td>${f.account}</td>` +
+    `<td>${f.state}</td><td>${f.subscribed}</td><td>${f.planned}</td>` +
+    `<td>${f.last_frame_age_s === null ? "—" : f.last_frame_age_s.toFixed(1) + " s"}</td></tr>`).join("");
+}
+
+$("underlying").addEventListener("change", loadExpiries);
+$("expiry").addEventListener("change", subscribe);
+connect();
+loadExpiries();
+refreshFeeds();
+setInterval(refreshFeeds, 3000);

@@ -1,0 +1,13 @@
+"""The dashboard page: the live option chain. Its data arrives over /ws/stream/ and the REST API."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from ticks.models import WatchSpec
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    underlyings = list(WatchSpec.objects.filter(enabled=True).values_list("underlying", flat=True))
+    return render(request, "dashboard.html", {"underlyings": underlyings})
