@@ -104,52 +104,117 @@ class RejectUnknownFieldsMixin:
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
-def _decimal_text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+class OrderOutputSerializer(serializers.Serializer):
+    """The documented shape of :func:`order_data` (a test keeps the two in step)."""
+
+    id = serializers.IntegerField()
+    account = serializers.CharField()
+    exchange = serializers.CharField()
+    tradingsymbol = serializers.CharField()
+    variety = serializers.CharField()
+    transaction_type = serializers.CharField()
+    order_type = serializers.CharField()
+    product = serializers.CharField()
+    quantity = serializers.IntegerField()
+    price = serializers.CharField(allow_null=True, help_text="decimal as a string; null for MARKET/SL-M")
+    trigger_price = serializers.CharField(allow_null=True)
+    validity = serializers.CharField()
+    validity_ttl = serializers.IntegerField(allow_null=True)
+    iceberg_legs = serializers.IntegerField(allow_null=True)
+    iceberg_quantity = serializers.IntegerField(allow_null=True)
+    tag = serializers.CharField(help_text="the client's own label")
+    idempotency_key = serializers.CharField(allow_null=True, help_text="null on the later slices of a sliced order")
+    parent_id = serializers.IntegerField(allow_null=True, help_text="the first slice, for later slices")
+    status = serializers.ChoiceField(choices=[status.value for status in OrderStatus])
+    status_message = serializers.CharField()
+    broker_order_id = serializers.CharField(allow_null=True, help_text="Kite's order_id")
+    kite_status = serializers.CharField()
+    filled_quantity = serializers.IntegerField()
+    pending_quantity = serializers.IntegerField()
+    average_price = serializers.CharField()
+    modification_count = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    placed_at = serializers.DateTimeField(allow_null=True, help_text="when Kite acknowledged it")
 
 
-class OrderOutputSerializer(serializers.ModelSerializer):
-    account = serializers.CharField(source="account.name")
-    price = serializers.SerializerMethodField()
-    trigger_price = serializers.SerializerMethodField()
-    average_price = serializers.SerializerMethodField()
-    parent_id = serializers.IntegerField(allow_null=True)
-
-    class Meta:
-        model = Order
-        fields = [
-            "id", "account", "exchange", "tradingsymbol", "variety", "transaction_type", "order_type",
-            "product", "quantity", "price", "trigger_price", "validity", "validity_ttl", "iceberg_legs",
-            "iceberg_quantity", "tag", "idempotency_key", "parent_id", "status", "status_message",
-            "broker_order_id", "kite_status", "filled_quantity", "pending_quantity", "average_price",
-            "modification_count", "created_at", "updated_at", "placed_at",
-        ]  # fmt: skip
-
-    def get_price(self, order: Order) -> str | None:
-        return _decimal_text(order.price)
-
-    def get_trigger_price(self, order: Order) -> str | None:
-        return _decimal_text(order.trigger_price)
-
-    def get_average_price(self, order: Order) -> str | None:
-        return _decimal_text(order.average_price)
+class OrderEventOutputSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    source = serializers.ChoiceField(choices=OrderEvent.Source.choices)
+    status_from = serializers.CharField()
+    status_to = serializers.CharField()
+    kite_status = serializers.CharField()
+    message = serializers.CharField()
+    data = serializers.DictField()
 
 
-class OrderEventOutputSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = OrderEvent
-        fields = ["at", "source", "status_from", "status_to", "kite_status", "message", "data"]
+class OrderPlacedOutputSerializer(OrderOutputSerializer):
+    slice_ids = serializers.ListField(child=serializers.IntegerField(), help_text="the other slices' ids")
 
 
-class OrderDetailOutputSerializer(OrderOutputSerializer):
-    events = OrderEventOutputSerializer(many=True)
-    slice_ids = serializers.SerializerMethodField()
+class OrderDetailOutputSerializer(OrderPlacedOutputSerializer):
+    events = OrderEventOutputSerializer(many=True, help_text="the order's history, oldest first")
 
-    class Meta(OrderOutputSerializer.Meta):
-        fields = [*OrderOutputSerializer.Meta.fields, "slice_ids", "events"]
 
-    def get_slice_ids(self, order: Order) -> list[int]:
-        return [child.pk for child in order.slices.all()]
+# Built by hand: DRF's serializers cost ~2 ms an order on this machine (a 100-order page, 200 ms).
+def order_data(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.pk,
+        "account": order.account.name,
+        "exchange": order.exchange,
+        "tradingsymbol": order.tradingsymbol,
+        "variety": order.variety,
+        "transaction_type": order.transaction_type,
+        "order_type": order.order_type,
+        "product": order.product,
+        "quantity": order.quantity,
+        "price": _decimal_text(order.price),
+        "trigger_price": _decimal_text(order.trigger_price),
+        "validity": order.validity,
+        "validity_ttl": order.validity_ttl,
+        "iceberg_legs": order.iceberg_legs,
+        "iceberg_quantity": order.iceberg_quantity,
+        "tag": order.tag,
+        "idempotency_key": order.idempotency_key,
+        "parent_id": order.parent_id,
+        "status": order.status,
+        "status_message": order.status_message,
+        "broker_order_id": order.broker_order_id,
+        "kite_status": order.kite_status,
+        "filled_quantity": order.filled_quantity,
+        "pending_quantity": order.pending_quantity,
+        "average_price": _decimal_text(order.average_price),
+        "modification_count": order.modification_count,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "placed_at": order.placed_at,
+    }
+
+
+def order_placed_data(order: Order, slice_ids: list[int]) -> dict[str, Any]:
+    return {**order_data(order), "slice_ids": slice_ids}
+
+
+def order_detail_data(order: Order) -> dict[str, Any]:
+    data = order_placed_data(order, [child.pk for child in order.slices.all()])
+    data["events"] = [_event_data(event) for event in order.events.all()]
+    return data
+
+
+def _event_data(event: OrderEvent) -> dict[str, Any]:
+    return {
+        "at": event.at,
+        "source": event.source,
+        "status_from": event.status_from,
+        "status_to": event.status_to,
+        "kite_status": event.kite_status,
+        "message": event.message,
+        "data": event.data,
+    }
+
+
+def _decimal_text(value: Decimal | int | None) -> str | None:
+    return None if value is None else format(Decimal(value).normalize(), "f")
 
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -178,7 +243,7 @@ def _owned_order(request: Request, order_id: int) -> Order:
 
 
 def _detail(request: Request, order: Order) -> dict[str, Any]:
-    return OrderDetailOutputSerializer(_owned_order(request, order.pk)).data
+    return order_detail_data(_owned_order(request, order.pk))
 
 
 class OrderListApi(APIView):
@@ -226,8 +291,8 @@ class OrderListApi(APIView):
         parameters=[IDEMPOTENCY_HEADER],
         request=InputSerializer,
         responses={
-            201: OrderDetailOutputSerializer,
-            200: OpenApiResponse(OrderDetailOutputSerializer, description="replay of the same key and body"),
+            201: OrderPlacedOutputSerializer,
+            200: OpenApiResponse(OrderPlacedOutputSerializer, description="replay of the same key and body"),
             409: OpenApiResponse(description="the key was used with a different body"),
         },
     )
@@ -244,7 +309,7 @@ class OrderListApi(APIView):
             market_now=market_now(),
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(_detail(request, result.order), status=code)
+        return Response(order_placed_data(result.order, result.slice_ids), status=code)
 
     @extend_schema(parameters=[FilterSerializer], responses=OrderOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -254,7 +319,7 @@ class OrderListApi(APIView):
         values["statuses"] = values.pop("status", None)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(order_list(client=request.user, **values), request, view=self)
-        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response([order_data(order) for order in page])
 
 
 class OrderDetailApi(APIView):
@@ -275,7 +340,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(responses=OrderDetailOutputSerializer)
     def get(self, request: Request, order_id: int) -> Response:
-        return Response(OrderDetailOutputSerializer(_owned_order(request, order_id)).data)
+        return Response(order_detail_data(_owned_order(request, order_id)))
 
     @extend_schema(request=ModifySerializer, responses=OrderDetailOutputSerializer)
     def patch(self, request: Request, order_id: int) -> Response:
@@ -318,7 +383,7 @@ class PositionListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         name = filters.validated_data["account"]
-        account = permitted_account(client=request.user, name=name)
+        account = permitted_account(client=request.user, name=name, with_secrets=True)
         if account is None:
             raise TradingNotPermittedError(f"You may not trade on account {name!r}.", field="account")
         return Response(positions_for(account=account))

@@ -17,13 +17,19 @@ from ticks.models import BrokerAccount
 
 ClientUser = AbstractBaseUser | AnonymousUser
 
+# Loading a BrokerAccount decrypts these; reads that only show the account's name skip them.
+ACCOUNT_SECRETS = ("account__api_key", "account__api_secret", "account__access_token")
 # Orders whose Kite state may still change, or whose fate at Kite is not yet known.
 LIVE_AT_KITE = Q(status__in=AT_KITE) | Q(status__in=NOT_YET_AT_KITE, placement_attempts__gt=0)
 
 
-def permitted_account(*, client: ClientUser, name: str) -> BrokerAccount | None:
-    """The broker account ``name`` when ``client`` may trade on it (one query)."""
-    return BrokerAccount.objects.filter(name=name, trading_permissions__user_id=client.pk).first()
+def permitted_account(*, client: ClientUser, name: str, with_secrets: bool = False) -> BrokerAccount | None:
+    """The broker account ``name`` when ``client`` may trade on it (one query); its Kite credentials
+    are loaded (decrypted) only when the caller is about to call Kite."""
+    accounts = BrokerAccount.objects.filter(name=name, trading_permissions__user_id=client.pk)
+    if not with_secrets:
+        accounts = accounts.only("id", "name", "enabled", "health")
+    return accounts.first()
 
 
 def order_list(
@@ -48,7 +54,8 @@ def order_list(
         "created_at__lt": created_before,
     }
     given = {name: value for name, value in filters.items() if value is not None}
-    return Order.objects.filter(client_id=client.pk, **given).select_related("account").order_by("-id")
+    orders = Order.objects.filter(client_id=client.pk, **given)
+    return orders.select_related("account").defer(*ACCOUNT_SECRETS).order_by("-id")
 
 
 def order_get(*, client: ClientUser, order_id: int) -> Order | None:
@@ -56,6 +63,7 @@ def order_get(*, client: ClientUser, order_id: int) -> Order | None:
     return (
         Order.objects.filter(client_id=client.pk, pk=order_id)
         .select_related("account")
+        .defer(*ACCOUNT_SECRETS)
         .prefetch_related(
             Prefetch("events", queryset=OrderEvent.objects.order_by("id")),
             Prefetch("slices", queryset=Order.objects.only("id", "parent_id").order_by("id")),

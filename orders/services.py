@@ -25,7 +25,7 @@ from orders.errors import KiteCallError, TradingNotPermittedError
 from orders.guard import kite_call
 from orders.kite import KiteOrderFacts, MalformedKiteOrder, facts_from_payload
 from orders.models import Order, OrderEvent
-from orders.selectors import LIVE_AT_KITE, ClientUser, permitted_account
+from orders.selectors import ACCOUNT_SECRETS, LIVE_AT_KITE, ClientUser, permitted_account
 from orders.states import AT_KITE, FINAL, OrderStatus, Progress, is_newer
 from orders.validation import (
     MAX_MODIFICATIONS,
@@ -66,6 +66,7 @@ class PlaceRequest:
 class PlaceResult:
     order: Order
     created: bool
+    slice_ids: list[int]  # the other slices of an auto-sliced order
 
 
 # --- accepting orders ---------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def order_place(
             raise
         return _replayed(existing, fingerprint)
     metrics.ACCEPTED.inc(len(orders))
-    return PlaceResult(order=orders[0], created=True)
+    return PlaceResult(order=orders[0], created=True, slice_ids=[order.pk for order in orders[1:]])
 
 
 def orders_enqueue(order_ids: Iterable[int]) -> None:
@@ -119,7 +120,8 @@ def order_update_enqueue(*, account_id: int, payload: Mapping[str, Any]) -> None
 
 
 def _order_by_key(client: ClientUser, idempotency_key: str) -> Order | None:
-    return Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key).first()
+    orders = Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key)
+    return orders.select_related("account").defer(*ACCOUNT_SECRETS).first()
 
 
 def _replayed(order: Order, fingerprint: str) -> PlaceResult:
@@ -128,7 +130,7 @@ def _replayed(order: Order, fingerprint: str) -> PlaceResult:
             "This Idempotency-Key was already used with a different request body.",
             extra={"order_id": order.pk},
         )
-    return PlaceResult(order=order, created=False)
+    return PlaceResult(order=order, created=False, slice_ids=list(order.slices.values_list("pk", flat=True)))
 
 
 def _tradable_account(client: ClientUser, name: str) -> BrokerAccount:
@@ -227,7 +229,7 @@ def order_cancel(*, order: Order, source: str) -> bool:
         return True
     order.refresh_from_db()
     _require_at_kite(order, "cancelled")
-    kite_call(order.account, lambda kite: kite.cancel_order(variety=order.variety, order_id=order.broker_order_id))
+    kite_call(_kite_account(order), lambda kite: kite.cancel_order(variety=order.variety, order_id=order.broker_order_id))
     _event(order, source, order.status, order.status, "cancel requested at Kite")
     return False
 
@@ -263,10 +265,15 @@ def order_modify(*, order: Order, changes: Mapping[str, Any], market_now: dateti
         return order
     order.refresh_from_db()
     _require_at_kite(order, "modified")
-    kite_call(order.account, lambda kite: kite.modify_order(**_modify_params(order, terms)))
+    kite_call(_kite_account(order), lambda kite: kite.modify_order(**_modify_params(order, terms)))
     _modified_at_kite(order, fields, source)
     order.refresh_from_db()
     return order
+
+
+def _kite_account(order: Order) -> BrokerAccount:
+    """The order's account with its Kite credentials (list and detail reads leave them out)."""
+    return BrokerAccount.objects.get(pk=order.account_id)
 
 
 def _terms_of(order: Order) -> OrderTerms:

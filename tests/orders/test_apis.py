@@ -7,6 +7,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from orders.apis import (
+    OrderDetailOutputSerializer,
+    OrderEventOutputSerializer,
+    OrderOutputSerializer,
+    OrderPlacedOutputSerializer,
+)
 from orders.models import Order, OrderEvent
 from orders.states import OrderStatus
 from orders.submission import order_submit
@@ -28,7 +34,8 @@ def test_an_order_is_stored_pending_with_its_history_and_queued(
     assert body["status"] == "PENDING"
     assert (body["account"], body["quantity"], body["price"], body["tag"]) == ("demo", 65, "101.5", "algo1")
     assert body["broker_order_id"] is None and body["filled_quantity"] == 0
-    assert [(e["source"], e["status_to"]) for e in body["events"]] == [("api", "PENDING")]
+    history = trader.api.get(f"/api/v1/orders/{body['id']}").json()["events"]
+    assert [(e["source"], e["status_to"]) for e in history] == [("api", "PENDING")]
     order = Order.objects.get()
     assert len(order.kite_tag) == 20 and order.kite_tag.isalnum() and order.kite_tag != order.tag
     assert queued_submissions(redis_client) == [order.pk]
@@ -272,3 +279,14 @@ def test_the_openapi_schema_documents_the_order_endpoints(trader: Trader) -> Non
     assert set(post["responses"]) >= {"200", "201", "409"}
     assert {"get", "patch", "delete"} <= set(schema["paths"]["/api/v1/orders/{order_id}"])
     assert "/api/v1/positions" in schema["paths"]
+
+
+def test_the_documented_shapes_match_what_is_served(trader: Trader, option: Instrument) -> None:
+    placed = trader.place(limit_body(option)).json()
+    detail = trader.api.get(f"/api/v1/orders/{placed['id']}").json()
+    listed = trader.api.get("/api/v1/orders").json()["results"][0]
+
+    assert set(placed) == set(OrderPlacedOutputSerializer().fields)
+    assert set(detail) == set(OrderDetailOutputSerializer().fields)
+    assert set(listed) == set(OrderOutputSerializer().fields)
+    assert set(detail["events"][0]) == set(OrderEventOutputSerializer().fields)

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.asgi_server import AsgiServer
 from tests.ticks.factories import OptionFactory, UserFactory
 from tickerproject.asgi import application
+from ticks.consumers import StreamConsumer
 from ticks.models import ClientApiKey
 from ticks.stream import chain_group
 
@@ -180,3 +181,36 @@ async def test_too_many_chains_is_an_error(chain: list[int], client: Client, set
     await communicator.send_json_to({"action": "subscribe", "chain": "NIFTY:2026-12-08"})
 
     assert (await communicator.receive_json_from())["message"] == "at most 1 chains per connection"
+
+
+async def test_a_client_that_cannot_drain_is_closed_with_a_reason(settings) -> None:
+    settings.STREAM_SLOW_CLIENT_S = 0.05
+    consumer = StreamConsumer()
+    sent: list[dict] = []
+
+    async def never_drains(text_data: str | None = None, **kwargs: object) -> None:
+        await asyncio.Event().wait()
+
+    async def record_close(code: int | None = None, reason: str | None = None) -> None:
+        sent.append({"code": code, "reason": reason})
+
+    consumer.send = never_drains  # type: ignore[method-assign]
+    consumer.close = record_close  # type: ignore[method-assign]
+    consumer.channel_name = "test"
+
+    await consumer._send({"type": "delta", "seq": 2, "rows": []})
+
+    assert sent == [{"code": 4408, "reason": "client too slow to receive"}]
+
+
+async def test_an_idle_consumer_outlives_the_redis_socket_timeout_trap(chain: list[int], client: Client) -> None:
+    """redis-py 8's 5 s socket timeout killed idle channels-redis consumers (channels_redis#422)."""
+    await client.send_json_to({"action": "subscribe", "chain": CHAIN})
+    await client.receive_json_from()
+
+    await asyncio.sleep(32)
+    rows = [{"instrument_token": chain[0], "last_price": 7.0}]
+    await get_channel_layer().group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
+
+    delta = await client.receive_json_from(timeout=5)
+    assert delta["rows"] == rows

@@ -1,0 +1,356 @@
+"""Orders end to end: HTTP API (uvicorn) -> database -> orders queue -> Celery worker -> kitesim.
+
+Everything runs as in production, each in its own process: kitesim, uvicorn (2 workers), a Celery
+worker on the ``orders`` queue and celery beat (reconcile + stuck-order sweeper), on a fresh SQLite
+database and Redis database 12 (BENCH_REDIS_URL). Four API clients trade on four broker accounts
+(four api_keys, each with Kite's 10 orders/s, 400/min).
+
+1. latency: POST -> Kite acknowledged (the order's placed_at), orders paced below Kite's limits;
+2. throughput: 4 clients POST as fast as they can while the workers are paused -- what the API alone
+   accepts and queues -- then the queue drains into Kite at Kite's pace;
+3. chaos: orders while workers are SIGKILLed at random (a whole worker, or its pool children) and
+   restarted; then Kite's own order books are counted by our per-order tags.
+
+    .venv/bin/python bench/orders.py [--latency-orders 60] [--throughput-orders 600] [--chaos-orders 200]
+"""
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+ACCOUNTS = [(f"bench{n}", f"secret{n}", f"token{n}") for n in range(1, 5)]
+WORKDIR = ROOT / "var" / f"bench-orders-{os.getpid()}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+KITESIM_PORT, WEB_PORT = _free_port(), _free_port()
+KITE_ROOT, WEB_ROOT = f"http://127.0.0.1:{KITESIM_PORT}", f"http://127.0.0.1:{WEB_PORT}"
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "tickerproject.settings.base",
+    "DJANGO_DEBUG": "false",
+    "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
+    "REDIS_URL": REDIS_URL,
+    "KITE_ROOT": KITE_ROOT,
+    "ORDER_MARKET_CLOCK": "kitesim",  # kitesim's session is open at any hour
+    "LOG_LEVEL": "WARNING",
+    "KITE_HTTP_TIMEOUT": "3",
+    "ORDER_LEASE_MARGIN_S": "1",
+    "ORDER_RETRY_BASE_S": "0.5",
+    "ORDER_RETRY_MAX_S": "5",
+    "ORDER_STUCK_GRACE_S": "2",
+    "ORDER_SWEEP_S": "1",
+    "ORDER_RECONCILE_S": "2",
+}
+os.environ.update(ENV)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from orders.models import Order, TradingPermission  # noqa: E402
+from ticks.kite import kite_client_for  # noqa: E402
+from ticks.models import BrokerAccount, ClientApiKey, Instrument  # noqa: E402
+from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
+
+
+class Process:
+    """A child process in its own process group (so SIGKILL takes its children too), logging to a file."""
+
+    def __init__(self, name: str, command: list[str], ready: Callable[[], bool]) -> None:
+        self.name = name
+        self.log = WORKDIR / f"{name}.log"
+        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            command, cwd=ROOT, env=ENV, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while not ready():
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{name} did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
+    def kill_children(self) -> int:
+        children = subprocess.run(["pgrep", "-P", str(self.popen.pid)], capture_output=True, text=True, check=False)  # noqa: S603, S607
+        pids = [int(pid) for pid in children.stdout.split()]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+def start_kitesim() -> Process:
+    command = [sys.executable, "manage.py", "kitesim", "--port", str(KITESIM_PORT), "--seed", "7"]
+    for api_key, secret, token in ACCOUNTS:
+        command += ["--account", f"{api_key}:{secret}:{token}"]
+    return Process("kitesim", command, lambda: _answers(f"{KITE_ROOT}/_sim/state"))
+
+
+def start_web() -> Process:
+    command = [sys.executable, "-m", "uvicorn", "tickerproject.asgi:application", "--host", "127.0.0.1"]
+    command += ["--port", str(WEB_PORT), "--workers", os.environ.get("BENCH_WEB_WORKERS", "2")]
+    command += ["--log-level", "warning", "--no-access-log"]
+    return Process("web", command, lambda: _answers(f"{WEB_ROOT}/api/v1/orders"))
+
+
+WORKERS: list[Process] = []  # every worker started, dead or alive, so that none outlives the bench
+
+
+def start_worker() -> Process:
+    name = f"worker-{len(WORKERS) + 1}"
+    command = [sys.executable, "-m", "celery", "-A", "tickerproject", "worker", "-Q", "orders", "-c", "4"]
+    command += ["--prefetch-multiplier=1", "-n", f"{name}@bench", "--loglevel=INFO", "--without-mingle"]
+    command += ["--without-gossip"]
+    log = WORKDIR / f"{name}.log"
+    WORKERS.append(Process(name, command, lambda: log.exists() and "ready." in log.read_text()))
+    return WORKERS[-1]
+
+
+def start_beat() -> Process:
+    command = [sys.executable, "-m", "celery", "-A", "tickerproject", "beat", "--loglevel=WARNING"]
+    command += ["--schedule", str(WORKDIR / "beat-schedule")]
+    return Process("beat", command, lambda: True)
+
+
+# --- the world: database, accounts, clients ---------------------------------------------------------
+
+
+def prepare_database() -> tuple[list[str], Instrument]:
+    """Migrate, four broker accounts with kitesim's tokens, one client (user + API key) per account."""
+    call_command("migrate", verbosity=0)
+    keys = []
+    for api_key, secret, token in ACCOUNTS:
+        account = BrokerAccount(name=api_key, api_key=api_key, api_secret=secret)
+        account = broker_account_set_token(account=account, access_token=token, issued_at=timezone.now())
+        user = get_user_model().objects.create_user(username=f"client-{api_key}")
+        TradingPermission.objects.create(user=user, account=account)
+        keys.append(ClientApiKey.objects.create_key(name="bench", user=user)[1])
+    instruments_refresh_from_kite(account=BrokerAccount.objects.first())
+    options = Instrument.objects.filter(name="NIFTY", instrument_type="CE", is_active=True)
+    expiry = options.order_by("expiry").values_list("expiry", flat=True).first()
+    option = min(options.filter(expiry=expiry), key=lambda o: abs(o.strike - 24800))
+    return keys, option
+
+
+class Client:
+    """One API client (an algo) trading on its own account with MARKET orders, BUY and SELL in turn."""
+
+    def __init__(self, key: str, account: str, option: Instrument) -> None:
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Api-Key {key}"
+        self.account = account
+        self.option = option
+        self.sent = 0
+
+    def place(self) -> tuple[int, float, dict[str, Any]]:
+        body = {
+            "account": self.account, "exchange": self.option.exchange, "tradingsymbol": self.option.tradingsymbol,
+            "variety": "regular", "transaction_type": "BUY" if self.sent % 2 == 0 else "SELL",
+            "order_type": "MARKET", "product": "NRML", "quantity": self.option.lot_size,
+        }  # fmt: skip
+        self.sent += 1
+        started = time.time()
+        response = self.session.post(
+            f"{WEB_ROOT}/api/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=30
+        )
+        return response.status_code, started, response.json()
+
+
+def _settled(ids: list[int]) -> int:
+    """How many of the orders Kite has acknowledged (or that ended without reaching it)."""
+    return Order.objects.filter(pk__in=ids).exclude(placed_at__isnull=True, status__in=["PENDING", "SUBMITTING"]).count()
+
+
+def wait_for_kite(ids: list[int], timeout: float) -> float:
+    started = time.monotonic()
+    while _settled(ids) < len(ids):
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"only {_settled(ids)} of {len(ids)} orders reached Kite within {timeout:.0f} s")
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+def _ms(seconds: list[float], q: float) -> float:
+    ordered = sorted(seconds)
+    return 1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- the three runs -----------------------------------------------------------------------------
+
+
+def run_latency(clients: list[Client], count: int) -> None:
+    sent: dict[int, float] = {}
+    post_times: list[float] = []
+    for n in range(count):
+        code, started, body = clients[n % len(clients)].place()
+        assert code == 201, body
+        post_times.append(time.time() - started)
+        sent[body["id"]] = started
+        time.sleep(0.2)  # 5 orders/s across 4 api_keys: well inside Kite's limits
+    wait_for_kite(list(sent), timeout=60)
+    placed = dict(Order.objects.filter(pk__in=list(sent)).values_list("pk", "placed_at"))
+    latency = [placed[pk].timestamp() - started for pk, started in sent.items()]
+    print(f"latency     {count} orders, POST -> Kite acknowledged: p50 {_ms(latency, 0.5):.0f} ms, "
+          f"p99 {_ms(latency, 0.99):.0f} ms (POST alone: p50 {_ms(post_times, 0.5):.0f} ms, "
+          f"p99 {_ms(post_times, 0.99):.0f} ms)")  # fmt: skip
+
+
+def run_throughput(clients: list[Client], count: int, worker: Process) -> Process:
+    worker.stop()  # the API alone: validate, store, queue
+    per_client = count // len(clients)
+    results: list[tuple[int, float, dict[str, Any]]] = []
+
+    def burst(client: Client) -> list[tuple[int, float, dict[str, Any]]]:
+        return [client.place() for _ in range(per_client)]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(clients)) as pool:
+        for batch in pool.map(burst, clients):
+            results += batch
+    elapsed = time.monotonic() - started
+    accepted = [body["id"] for code, _, body in results if code == 201]
+    queued = redis.Redis.from_url(REDIS_URL).llen("orders")
+    print(f"throughput  {len(clients)} clients: {len(accepted)}/{len(results)} accepted in {elapsed:.2f} s "
+          f"= {len(accepted) / elapsed:.0f} orders/s accepted and queued ({queued} waiting on the queue)")  # fmt: skip
+    worker = start_worker()
+    drained = wait_for_kite(accepted, timeout=120)
+    print(f"            drained into Kite in {drained:.1f} s = {len(accepted) / drained:.1f} orders/s over "
+          f"{len(clients)} api_keys (Kite: 10/s, 400/min each; the limiter runs at 80 %)")  # fmt: skip
+    return worker
+
+
+def run_chaos(clients: list[Client], count: int, worker: Process, seed: int) -> Process:
+    rnd = random.Random(seed)
+    ids: list[int] = []
+    kills: Counter[str] = Counter()
+    state = {"worker": worker}
+    done = threading.Event()
+
+    def killer() -> None:
+        while not done.wait(rnd.uniform(1.0, 3.0)):
+            if rnd.random() < 0.5:
+                state["worker"].kill()
+                kills["whole worker"] += 1
+                state["worker"] = start_worker()
+            else:
+                kills["pool children"] += state["worker"].kill_children()
+
+    chaos = threading.Thread(target=killer)
+    chaos.start()
+    with ThreadPoolExecutor(len(clients)) as pool:
+        futures = [pool.submit(clients[n % len(clients)].place) for n in range(count)]
+        results = [future.result() for future in futures]
+    ids = [body["id"] for code, _, body in results if code == 201]
+    try:
+        deadline = time.monotonic() + 25
+        while _settled(ids) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.25)
+    finally:
+        done.set()
+        chaos.join()
+    settle = wait_for_kite(ids, timeout=120)
+    report_chaos(ids, kills, settle)
+    return state["worker"]
+
+
+def report_chaos(ids: list[int], kills: Counter[str], settle: float) -> None:
+    ours = dict(Order.objects.filter(pk__in=ids).values_list("kite_tag", "broker_order_id"))
+    at_kite: Counter[str] = Counter()
+    for account in BrokerAccount.objects.all():
+        for row in kite_client_for(account).orders():
+            if row.get("tag") in ours:
+                at_kite[row["tag"]] += 1
+    duplicates = sum(n - 1 for n in at_kite.values() if n > 1)
+    statuses = Counter(Order.objects.filter(pk__in=ids).values_list("status", flat=True))
+    takeovers = Order.objects.filter(pk__in=ids, events__message="took over a lapsed lease").distinct().count()
+    adopted = Order.objects.filter(pk__in=ids, events__source="reconcile", events__status_from__in=["PENDING", "SUBMITTING"]).distinct().count()  # fmt: skip
+    print(f"chaos       {len(ids)} accepted while killing {dict(kills)} (then {settle:.1f} s to settle)")
+    print(f"            Kite-side count = {sum(at_kite.values())} (accepted {len(ids)}), duplicates = {duplicates}, "
+          f"missing = {len(set(ours) - set(at_kite))}; {takeovers} lapsed leases taken over, {adopted} orders "
+          f"adopted by tag; statuses {dict(statuses)}")  # fmt: skip
+    if sum(at_kite.values()) != len(ids) or duplicates:
+        raise SystemExit("exactly-once violated")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-orders", type=int, default=60)
+    parser.add_argument("--throughput-orders", type=int, default=600)
+    parser.add_argument("--chaos-orders", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help=f"keep {WORKDIR.parent}/bench-orders-* (logs, database)")
+    args = parser.parse_args()
+
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    processes: list[Process] = []
+    try:
+        processes.append(start_kitesim())
+        keys, option = prepare_database()
+        clients = [Client(key, api_key, option) for key, (api_key, _, _) in zip(keys, ACCOUNTS, strict=True)]
+        processes += [start_web(), start_beat()]
+        worker = start_worker()
+        print(f"orders bench: kitesim, uvicorn x2, celery worker -c 4 + beat; {timezone.localtime():%Y-%m-%d %H:%M %Z}")
+        if args.latency_orders:
+            run_latency(clients, args.latency_orders)
+        if args.throughput_orders:
+            worker = run_throughput(clients, args.throughput_orders, worker)
+        if args.chaos_orders:
+            run_chaos(clients, args.chaos_orders, worker, args.seed)
+    finally:
+        for process in [*WORKERS, *reversed(processes)]:
+            process.stop()
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        if not args.keep:
+            shutil.rmtree(WORKDIR, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
