@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench
+.PHONY: run test test-unit test-integration test-browser lint bench
 
 $(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required")'
@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python scripts/ensure_redis.py
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not browser"
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
@@ -26,6 +26,11 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python scripts/ensure_redis.py
 	$(BIN)/python -m pytest -m integration
+
+# Needs Debian's chromium (/usr/bin/chromium); .ci/run installs it. Screenshots land in artifacts/.
+test-browser: $(STAMP)
+	$(BIN)/python scripts/ensure_redis.py
+	$(BIN)/python -m pytest -m browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
