@@ -40,6 +40,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="log in or send an API key")
             return
         self.conflator = Conflator()
+        self.dirty = asyncio.Event()
         self.chains: dict[str, set[str]] = {}  # chain -> its groups
         self.tokens: set[int] = set()
         self.token_groups: set[str] = set()
@@ -63,10 +64,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def stream_rows(self, event: dict[str, Any]) -> None:
         """Group message from the feed's fan-out hook: merge only; the flush loop sends."""
-        self.conflator.merge(event["rows"], self.wanted)
+        self.conflator.merge(event["rows"], self.wanted, received_at=event.get("received_at"))
         chain = event.get("chain")
         if chain in self.chains:
             self.conflator.merge_chain(chain, event.get("fields", {}))
+        self.dirty.set()
 
     async def _act(self, message: dict[str, Any]) -> None:
         action = message.get("action")
@@ -123,12 +125,26 @@ class StreamConsumer(AsyncWebsocketConsumer):
         return chain_groups_in_use | getattr(self, "token_groups", set())
 
     async def _flush_loop(self) -> None:
+        """Leading edge when idle, then at most one delta per interval while rows keep coming."""
         interval = settings.STREAM_FLUSH_MS / 1000
+        loop = asyncio.get_running_loop()
+        sent_at = -interval
         while True:
-            await asyncio.sleep(interval)
+            await self.dirty.wait()
+            await asyncio.sleep(max(0.0, sent_at + interval - loop.time()))
+            self.dirty.clear()
             delta = self.conflator.take()
             if delta is not None:
-                await self._send({"type": "delta", "seq": delta.seq, "rows": delta.rows, "chains": delta.chains})
+                await self._send(
+                    {
+                        "type": "delta",
+                        "seq": delta.seq,
+                        "rows": delta.rows,
+                        "chains": delta.chains,
+                        "received_at": delta.received_at,
+                    }
+                )
+                sent_at = loop.time()
 
     async def _send(self, message: dict[str, Any]) -> None:
         """Send, or drop the client that cannot drain for STREAM_SLOW_CLIENT_S."""

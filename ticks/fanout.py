@@ -34,8 +34,9 @@ class StreamFanoutHook:
         frame = batch.derived.get("greeks")
         options = known & np.isin(table.kind[rows], (KIND_CE, KIND_PE))
         for chain_id in np.unique(table.chain[rows[options]]):
-            await self._send_chain(batch.ticks, options & (table.chain[rows] == chain_id), table, int(chain_id), frame)
-        await self._send_companions(batch.ticks, known & ~options, rows, table)
+            mask = options & (table.chain[rows] == chain_id)
+            await self._send_chain(batch.ticks, mask, table, int(chain_id), frame, batch.received_at)
+        await self._send_companions(batch.ticks, known & ~options, rows, table, batch.received_at)
 
     async def _send_chain(
         self,
@@ -44,17 +45,24 @@ class StreamFanoutHook:
         table: InstrumentTable,
         chain_id: int,
         frame: FrameGreeks | None,
+        received_at: float,
     ) -> None:
         chain = table.chains[chain_id]
         selected = ticks[mask]
         records = _records_for(selected["instrument_token"], frame)
         message: dict[str, Any] = {"type": "stream.rows", "rows": _option_rows(selected, records)}
+        message["received_at"] = received_at
         message["chain"] = f"{chain.underlying}:{chain.expiry.isoformat()}"
         message["fields"] = _chain_fields(frame, chain_id, table)
         await self._layer.group_send(chain_group(chain.underlying, chain.expiry), message)
 
     async def _send_companions(
-        self, ticks: npt.NDArray[np.void], mask: npt.NDArray[np.bool_], rows: npt.NDArray[np.intp], table: InstrumentTable
+        self,
+        ticks: npt.NDArray[np.void],
+        mask: npt.NDArray[np.bool_],
+        rows: npt.NDArray[np.intp],
+        table: InstrumentTable,
+        received_at: float,
     ) -> None:
         if not mask.any():
             return
@@ -64,7 +72,8 @@ class StreamFanoutHook:
             if underlying is not None:
                 by_underlying.setdefault(underlying, []).append(_companion_row(tick))
         for underlying, companion_rows in by_underlying.items():
-            await self._layer.group_send(underlying_group(underlying), {"type": "stream.rows", "rows": companion_rows})
+            message = {"type": "stream.rows", "rows": companion_rows, "received_at": received_at}
+            await self._layer.group_send(underlying_group(underlying), message)
 
 
 def _records_for(tokens: npt.NDArray[np.int64], frame: FrameGreeks | None) -> GreeksRecords | None:
@@ -93,7 +102,9 @@ def _option_rows(ticks: npt.NDArray[np.void], records: GreeksRecords | None) -> 
     if records is not None:
         for name in GREEK_FIELDS:
             columns[name] = [None if np.isnan(v) else v for v in records[name].tolist()]
-        columns["status"] = [None if np.isnan(s) else STATUS_LABELS[int(s)] for s in records["status"].tolist()]
+        columns["status"] = [
+            None if np.isnan(s) else STATUS_LABELS[int(s)] for s in records["status"].tolist()
+        ]
     names = list(columns)
     return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 

@@ -1,0 +1,80 @@
+"""The fan-out hook after the greeks hook: one message per chain and per underlying per frame."""
+
+from typing import Any
+
+import numpy as np
+import pytest
+import redis.asyncio
+
+from greeks.hook import GreeksHook
+from greeks.tickpath import InstrumentTable, instrument_table_build
+from tests.greeks.market import (
+    FUTURE_TOKEN,
+    INDEX_TOKEN,
+    MONTHLY,
+    NOW,
+    SPOT,
+    WEEKLY,
+    chain_frame,
+    instrument_rows,
+    tick_rows,
+    true_forward,
+)
+from ticks.fanout import StreamFanoutHook
+from ticks.feeds.pipeline import TickBatch
+
+pytestmark = pytest.mark.integration  # the greeks hook writes to Redis
+
+
+class RecordingLayer:
+    """Stands in for the channel layer (tested for real in test_consumers): records group_sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        self.sent.append((group, message))
+
+
+async def _table() -> InstrumentTable:
+    return instrument_table_build(instrument_rows())
+
+
+async def test_one_message_per_chain_and_underlying_with_greeks_and_forward(
+    aredis: redis.asyncio.Redis,
+) -> None:
+    greeks = GreeksHook(aredis, load_table=_table)
+    layer = RecordingLayer()
+    fanout = StreamFanoutHook(layer, greeks)
+    future = tick_rows([FUTURE_TOKEN], [true_forward(MONTHLY)], exchange_timestamp=NOW)
+    ticks = np.concatenate([chain_frame(WEEKLY), chain_frame(MONTHLY, with_index=False), future])
+    batch = TickBatch("acct", ticks, received_at=123.5)
+
+    await greeks(batch)
+    await fanout(batch)
+
+    groups = [group for group, _ in layer.sent]
+    assert sorted(groups) == sorted([f"chain.NIFTY.{WEEKLY}", f"chain.NIFTY.{MONTHLY}", "underlying.NIFTY"])
+    messages = dict(layer.sent)
+    weekly = messages[f"chain.NIFTY.{WEEKLY}"]
+    assert weekly["type"] == "stream.rows" and weekly["received_at"] == 123.5
+    assert weekly["chain"] == f"NIFTY:{WEEKLY}"
+    assert len(weekly["rows"]) == 42  # 21 strikes x CE/PE
+    ok = [row for row in weekly["rows"] if row["status"] == "ok"]
+    assert len(ok) >= 38 and all(0 < row["iv"] < 1 and -1 <= row["delta"] <= 1 for row in ok)
+    assert abs(messages[f"chain.NIFTY.{MONTHLY}"]["fields"]["forward"] - true_forward(MONTHLY)) < 0.01
+    assert abs(weekly["fields"]["atm_strike"] - SPOT) <= 50
+    companions = {row["instrument_token"] for row in messages["underlying.NIFTY"]["rows"]}
+    assert companions == {INDEX_TOKEN, FUTURE_TOKEN}
+
+
+async def test_nothing_is_sent_for_a_heartbeat_or_unknown_tokens(aredis: redis.asyncio.Redis) -> None:
+    greeks = GreeksHook(aredis, load_table=_table)
+    layer = RecordingLayer()
+    fanout = StreamFanoutHook(layer, greeks)
+    await greeks(TickBatch("acct", chain_frame(WEEKLY), 0.0))  # loads the table
+    layer.sent.clear()
+
+    await fanout(TickBatch("acct", tick_rows([123456789], [10.0]), 0.0))
+
+    assert layer.sent == []
