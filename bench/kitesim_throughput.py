@@ -37,8 +37,19 @@ def _free_port() -> int:
 
 
 def _start_server(port: int, speed: float, strikes: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, str(ROOT / "manage.py"), "kitesim", "--port", str(port), "--speed", str(speed),
-               "--strikes", str(strikes), "--seed", "7"]
+    command = [
+        sys.executable,
+        str(ROOT / "manage.py"),
+        "kitesim",
+        "--port",
+        str(port),
+        "--speed",
+        str(speed),
+        "--strikes",
+        str(strikes),
+        "--seed",
+        "7",
+    ]
     # Our own interpreter and manage.py with numeric options: no untrusted input.
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
@@ -75,7 +86,9 @@ def reference_count(frame: bytes) -> int:
     return len(REFERENCE_TICKER._parse_binary(frame))
 
 
-async def _consume(ws: aiohttp.ClientWebSocketResponse, decode: Decoder, until: float, counts: list[int]) -> None:
+async def _consume(
+    ws: aiohttp.ClientWebSocketResponse, decode: Decoder, until: float, counts: list[int]
+) -> None:
     while time.monotonic() < until:
         try:
             message = await ws.receive(timeout=max(0.01, until - time.monotonic()))
@@ -89,7 +102,9 @@ async def _consume(ws: aiohttp.ClientWebSocketResponse, decode: Decoder, until: 
             break
 
 
-async def _measure(ws_root: str, tokens: list[int], decode: Decoder, seconds: float) -> tuple[float, float, float]:
+async def _measure(
+    ws_root: str, tokens: list[int], decode: Decoder, seconds: float
+) -> tuple[float, float, float]:
     url = f"{ws_root}/?api_key=demo&access_token=demotoken"
     async with aiohttp.ClientSession() as session:
         sockets = [await session.ws_connect(url, max_msg_size=0) for _ in range(CONNECTIONS)]
@@ -121,16 +136,22 @@ async def main(args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession() as session:
             await _wait_ready(session, root)
             tokens = (await _tradable_tokens(session, root))[: CONNECTIONS * TOKENS_PER_CONNECTION]
-        print(f"kitesim --speed {args.speed} --strikes {args.strikes}: {len(tokens)} full-mode tokens "
-              f"over {CONNECTIONS} connections, {args.seconds:.0f} s per run")
+        print(
+            f"kitesim --speed {args.speed} --strikes {args.strikes}: {len(tokens)} full-mode tokens "
+            f"over {CONNECTIONS} connections, {args.seconds:.0f} s per run"
+        )
         cpu0, wall0 = _cpu_seconds(server.pid), time.monotonic()
         fast = await _measure(ws_root, tokens, fast_count, args.seconds)
         cpu = (_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - wall0)
-        print(f"numpy fast-path client : {fast[0]:>10,.0f} ticks/s  {fast[1]:6.1f} frames/s  {fast[2]:6.1f} MB/s"
-              f"  (server CPU {cpu:.0%} of one core)")
+        print(
+            f"numpy fast-path client : {fast[0]:>10,.0f} ticks/s  {fast[1]:6.1f} frames/s  {fast[2]:6.1f} MB/s"
+            f"  (server CPU {cpu:.0%} of one core)"
+        )
         reference = await _measure(ws_root, tokens, reference_count, args.seconds)
-        print(f"kiteconnect _parse_binary: {reference[0]:>10,.0f} ticks/s  {reference[1]:6.1f} frames/s"
-              f"  {reference[2]:6.1f} MB/s")
+        print(
+            f"kiteconnect _parse_binary: {reference[0]:>10,.0f} ticks/s  {reference[1]:6.1f} frames/s"
+            f"  {reference[2]:6.1f} MB/s"
+        )
         print(f"fast / reference decoding ratio: {fast[0] / max(reference[0], 1):.1f}x")
     finally:
         server.terminate()

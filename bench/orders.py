@@ -54,7 +54,7 @@ ENV = {
     **os.environ,
     "DJANGO_SETTINGS_MODULE": "tickerproject.settings.base",
     "DJANGO_DEBUG": "false",
-    "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
+    "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}{os.environ.get('BENCH_DB_OPTIONS', '')}",
     "REDIS_URL": REDIS_URL,
     "KITE_ROOT": KITE_ROOT,
     "ORDER_MARKET_CLOCK": "kitesim",  # kitesim's session is open at any hour
@@ -90,7 +90,12 @@ class Process:
         self.name = name
         self.log = WORKDIR / f"{name}.log"
         self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, cwd=ROOT, env=ENV, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=ENV,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while not ready():
@@ -104,7 +109,9 @@ class Process:
         self.popen.wait(10)
 
     def kill_children(self) -> int:
-        children = subprocess.run(["pgrep", "-P", str(self.popen.pid)], capture_output=True, text=True, check=False)  # noqa: S603, S607
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.popen.pid)], capture_output=True, text=True, check=False
+        )  # noqa: S603, S607
         pids = [int(pid) for pid in children.stdout.split()]
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -134,7 +141,10 @@ def start_kitesim() -> Process:
 
 
 def start_web() -> Process:
-    command = [sys.executable, "-m", "uvicorn", "tickerproject.asgi:application", "--host", "127.0.0.1"]
+    app = os.environ.get("BENCH_WEB_APP", "tickerproject.asgi:application")
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+    if app.endswith("wsgi:application"):
+        command += ["--interface", "wsgi"]
     command += ["--port", str(WEB_PORT), "--workers", os.environ.get("BENCH_WEB_WORKERS", "2")]
     command += ["--log-level", "warning", "--no-access-log"]
     return Process("web", command, lambda: _answers(f"{WEB_ROOT}/api/v1/orders"))
@@ -205,7 +215,11 @@ class Client:
 
 def _settled(ids: list[int]) -> int:
     """How many of the orders Kite has acknowledged (or that ended without reaching it)."""
-    return Order.objects.filter(pk__in=ids).exclude(placed_at__isnull=True, status__in=["PENDING", "SUBMITTING"]).count()
+    return (
+        Order.objects.filter(pk__in=ids)
+        .exclude(placed_at__isnull=True, status__in=["PENDING", "SUBMITTING"])
+        .count()
+    )
 
 
 def wait_for_kite(ids: list[int], timeout: float) -> float:
@@ -309,7 +323,9 @@ def report_chaos(ids: list[int], kills: Counter[str], settle: float) -> None:
                 at_kite[row["tag"]] += 1
     duplicates = sum(n - 1 for n in at_kite.values() if n > 1)
     statuses = Counter(Order.objects.filter(pk__in=ids).values_list("status", flat=True))
-    takeovers = Order.objects.filter(pk__in=ids, events__message="took over a lapsed lease").distinct().count()
+    takeovers = (
+        Order.objects.filter(pk__in=ids, events__message="took over a lapsed lease").distinct().count()
+    )
     adopted = Order.objects.filter(pk__in=ids, events__source="reconcile", events__status_from__in=["PENDING", "SUBMITTING"]).distinct().count()  # fmt: skip
     print(f"chaos       {len(ids)} accepted while killing {dict(kills)} (then {settle:.1f} s to settle)")
     print(f"            Kite-side count = {sum(at_kite.values())} (accepted {len(ids)}), duplicates = {duplicates}, "
@@ -320,12 +336,16 @@ def report_chaos(ids: list[int], kills: Counter[str], settle: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency-orders", type=int, default=60)
     parser.add_argument("--throughput-orders", type=int, default=600)
     parser.add_argument("--chaos-orders", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help=f"keep {WORKDIR.parent}/bench-orders-* (logs, database)")
+    parser.add_argument(
+        "--keep", action="store_true", help=f"keep {WORKDIR.parent}/bench-orders-* (logs, database)"
+    )
     args = parser.parse_args()
 
     WORKDIR.mkdir(parents=True, exist_ok=True)
@@ -337,7 +357,9 @@ def main() -> None:
         clients = [Client(key, api_key, option) for key, (api_key, _, _) in zip(keys, ACCOUNTS, strict=True)]
         processes += [start_web(), start_beat()]
         worker = start_worker()
-        print(f"orders bench: kitesim, uvicorn x2, celery worker -c 4 + beat; {timezone.localtime():%Y-%m-%d %H:%M %Z}")
+        print(
+            f"orders bench: kitesim, uvicorn x2, celery worker -c 4 + beat; {timezone.localtime():%Y-%m-%d %H:%M %Z}"
+        )
         if args.latency_orders:
             run_latency(clients, args.latency_orders)
         if args.throughput_orders:

@@ -42,6 +42,7 @@ from ticks.models import BrokerAccount, Instrument
 logger = logging.getLogger(__name__)
 
 SUBMIT_TASK = "orders.submit"
+SUBMIT_QUEUE = "orders"  # CELERY_TASK_ROUTES sends orders.* here
 APPLY_KITE_UPDATE_TASK = "orders.apply_kite_update"
 Source = OrderEvent.Source
 
@@ -120,8 +121,12 @@ def order_update_enqueue(*, account_id: int, payload: Mapping[str, Any]) -> None
 
 
 def _order_by_key(client: ClientUser, idempotency_key: str) -> Order | None:
-    orders = Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key)
-    return orders.select_related("account").defer(*ACCOUNT_SECRETS).first()
+    # Every new order pays for this lookup, so it is a bare one; a replay then loads the order.
+    found = Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key).values_list("pk", flat=True)
+    order_id = found.first()
+    if order_id is None:
+        return None
+    return Order.objects.select_related("account").defer(*ACCOUNT_SECRETS).get(pk=order_id)
 
 
 def _replayed(order: Order, fingerprint: str) -> PlaceResult:
@@ -466,27 +471,34 @@ def orders_sweep_stuck(*, now: datetime | None = None) -> list[int]:
 
     An order that may already be at Kite is first reconciled by tag (one order-book poll per account),
     so what Kite has is adopted rather than re-sent; the submit task looks the tag up again anyway.
+    Overdue PENDING orders are left alone while the orders queue has a backlog: their messages are
+    most likely still in it, and re-sending them would only double the backlog.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.ORDER_STUCK_GRACE_S)
-    stuck = Order.objects.filter(_stuck(cutoff), enqueued_at__lt=cutoff)
-    rows = list(stuck.values_list("pk", "account_id", "placement_attempts"))
+    stuck = _stuck(cutoff, pending=not submissions_backlogged()) & Q(enqueued_at__lt=cutoff)
+    rows = list(Order.objects.filter(stuck).values_list("pk", "account_id", "placement_attempts"))
     if not rows:
         return []
     verify = {account_id for _, account_id, attempts in rows if attempts > 0}
     for account in BrokerAccount.objects.filter(pk__in=verify, enabled=True):
         account_orders_reconcile(account=account)
-    still = list(stuck.filter(pk__in=[pk for pk, _, _ in rows]).values_list("pk", flat=True))
-    Order.objects.filter(pk__in=still).update(enqueued_at=now)
-    orders_enqueue(still)
-    if still:
-        logger.warning("re-enqueued %d stuck order(s): %s", len(still), still[:20])
-        metrics.REENQUEUED.inc(len(still))
-    return still
+    # One conditional update per order: of two sweeps running at once, only one re-enqueues it.
+    again = [pk for pk, _, _ in rows if Order.objects.filter(stuck, pk=pk).update(enqueued_at=now)]
+    orders_enqueue(again)
+    if again:
+        logger.warning("re-enqueued %d stuck order(s): %s", len(again), again[:20])
+        metrics.REENQUEUED.inc(len(again))
+    return again
 
 
-def _stuck(cutoff: datetime) -> Q:
-    """Due since before ``cutoff`` yet still PENDING, or SUBMITTING under a lease that lapsed by then."""
-    return Q(status=OrderStatus.PENDING, next_attempt_at__lt=cutoff) | Q(
-        status=OrderStatus.SUBMITTING, lease_until__lt=cutoff
-    )
+def submissions_backlogged() -> bool:
+    """Whether messages wait on the orders queue (a kombu queue declare reports its depth)."""
+    with current_app.connection_for_write() as connection:
+        return connection.default_channel.queue_declare(queue=SUBMIT_QUEUE).message_count > 0
+
+
+def _stuck(cutoff: datetime, *, pending: bool) -> Q:
+    """SUBMITTING under a lease that lapsed before ``cutoff`` (and, with ``pending``, PENDING and due by then)."""
+    lapsed = Q(status=OrderStatus.SUBMITTING, lease_until__lt=cutoff)
+    return (lapsed | Q(status=OrderStatus.PENDING, next_attempt_at__lt=cutoff)) if pending else lapsed

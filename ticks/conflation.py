@@ -19,6 +19,7 @@ class Delta:
     rows: list[Row]
     chains: dict[str, Row]
     received_at: float | None  # when the feed received the oldest frame in this delta (epoch s)
+    newest_received_at: float | None  # ... and the newest: how fresh the delta is
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Conflator:
     chains: dict[str, Row] = field(default_factory=dict)
     seq: int = 0
     received_at: float | None = None
+    newest_received_at: float | None = None
 
     def merge(self, rows: Iterable[Row], wanted: Collection[int], received_at: float | None = None) -> None:
         """Keep the newest row of every wanted token; rows of other tokens are ignored."""
@@ -36,8 +38,9 @@ class Conflator:
             if token in wanted:
                 self.pending[token] = row
                 kept = True
-        if kept and received_at is not None and self.received_at is None:
-            self.received_at = received_at
+        if kept and received_at is not None:
+            self.received_at = received_at if self.received_at is None else self.received_at
+            self.newest_received_at = received_at
 
     def merge_chain(self, chain: str, fields: Row) -> None:
         self.chains[chain] = {**self.chains.get(chain, {}), **fields}
@@ -47,16 +50,22 @@ class Conflator:
         if not self.pending and not self.chains:
             return None
         self.seq += 1
-        delta = Delta(self.seq, list(self.pending.values()), dict(self.chains), self.received_at)
+        delta = Delta(
+            self.seq,
+            list(self.pending.values()),
+            dict(self.chains),
+            self.received_at,
+            self.newest_received_at,
+        )
         self.pending.clear()
         self.chains.clear()
-        self.received_at = None
+        self.received_at = self.newest_received_at = None
         return delta
 
     def restart(self) -> int:
         """A snapshot replaces everything pending; deltas continue after its sequence number."""
         self.pending.clear()
         self.chains.clear()
-        self.received_at = None
+        self.received_at = self.newest_received_at = None
         self.seq += 1
         return self.seq

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from kitesim.testing import KitesimThread
 from orders.models import Order, OrderEvent
-from orders.services import order_apply_kite_update, orders_reconcile, orders_sweep_stuck
+from orders.services import order_apply_kite_update, orders_enqueue, orders_reconcile, orders_sweep_stuck
 from orders.states import OrderStatus
 from orders.submission import order_submit
 from orders.tasks import apply_kite_update
@@ -146,10 +146,23 @@ def test_the_sweeper_re_enqueues_overdue_orders_once_per_grace_period(redis_clie
     lapsed = OrderFactory(status=OrderStatus.SUBMITTING, lease_until=long_ago, enqueued_at=long_ago)
 
     assert sorted(orders_sweep_stuck()) == sorted([stuck.pk, lapsed.pk])
-    assert orders_sweep_stuck() == []  # once per grace period, not once per sweep
     assert queued_submissions(redis_client) == sorted([stuck.pk, lapsed.pk])
+    redis_client.delete("orders")  # those messages are lost too
+    assert orders_sweep_stuck() == []  # once per grace period, not once per sweep
     again = orders_sweep_stuck(now=timezone.now() + timedelta(seconds=31))
     assert {stuck.pk, lapsed.pk} <= set(again) and waiting.pk not in again
+
+
+@pytest.mark.django_db
+def test_while_the_queue_has_a_backlog_only_lapsed_leases_are_swept(redis_client: redis.Redis, settings) -> None:
+    settings.ORDER_STUCK_GRACE_S = 30
+    long_ago = timezone.now() - timedelta(minutes=5)
+    queued = OrderFactory(status=OrderStatus.PENDING, next_attempt_at=long_ago, enqueued_at=long_ago)
+    lapsed = OrderFactory(status=OrderStatus.SUBMITTING, lease_until=long_ago, enqueued_at=long_ago)
+    orders_enqueue([queued.pk])  # its message waits behind a long backlog
+
+    assert orders_sweep_stuck() == [lapsed.pk]
+    assert queued_submissions(redis_client) == sorted([queued.pk, lapsed.pk])
 
 
 # --- against kitesim -------------------------------------------------------------------------------

@@ -129,6 +129,8 @@ CELERY_TASK_ROUTES = {
     "orders.*": {"queue": "orders"},
     "workers.feed": {"queue": "feeds"},
 }
+ORDER_RECONCILE_S = env.float("ORDER_RECONCILE_S", default=5.0)  # the rest of the ORDER_* block is at the end
+ORDER_SWEEP_S = env.float("ORDER_SWEEP_S", default=15.0)
 # The whole beat schedule lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     "instruments-refresh-daily": {
@@ -139,8 +141,12 @@ CELERY_BEAT_SCHEDULE = {
     "feeds-reconcile": {"task": "workers.feed_reconcile", "schedule": 15.0, "options": {"expires": 15}},
     "greeks-snapshot": {"task": "greeks.snapshot", "schedule": 60.0, "options": {"expires": 60}},
     # Orders: poll Kite's order book for live orders; re-enqueue orders stuck in PENDING/SUBMITTING.
-    "orders-reconcile": {"task": "orders.reconcile", "schedule": env.float("ORDER_RECONCILE_S", default=5.0)},
-    "orders-sweep-stuck": {"task": "orders.sweep_stuck", "schedule": env.float("ORDER_SWEEP_S", default=15.0)},
+    "orders-reconcile": {
+        "task": "orders.reconcile",
+        "schedule": ORDER_RECONCILE_S,
+        "options": {"expires": ORDER_RECONCILE_S},
+    },
+    "orders-sweep-stuck": {"task": "orders.sweep_stuck", "schedule": ORDER_SWEEP_S, "options": {"expires": ORDER_SWEEP_S}},
 }
 
 # Live stream (ticks/consumers.py): at most one delta per connection per flush interval.

@@ -9,9 +9,14 @@ RECONNECTS = Counter("feed_reconnects_total", "Connection attempts after the fir
 TEXT_MESSAGES = Counter("feed_text_messages_total", "Text messages by type", ["account", "type"])
 # Gauges sum live processes when PROMETHEUS_MULTIPROC_DIR is set (feeds run in Celery children).
 SUBSCRIBED = Gauge(
-    "feed_subscribed_tokens", "Tokens subscribed on live connections", ["account"], multiprocess_mode="livesum"
+    "feed_subscribed_tokens",
+    "Tokens subscribed on live connections",
+    ["account"],
+    multiprocess_mode="livesum",
 )
-PLANNED = Gauge("feed_planned_tokens", "Tokens the plan gives the account", ["account"], multiprocess_mode="livesum")
+PLANNED = Gauge(
+    "feed_planned_tokens", "Tokens the plan gives the account", ["account"], multiprocess_mode="livesum"
+)
 PUBLISH_LAG = Histogram(
     "feed_exchange_to_publish_seconds",
     "Exchange timestamp to end of sinks, per frame",
@@ -19,5 +24,8 @@ PUBLISH_LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 FEED_DRIFT = Gauge(
-    "feed_drift_tokens", "Planned minus reported tokens, per account id", ["account_id"], multiprocess_mode="mostrecent"
+    "feed_drift_tokens",
+    "Planned minus reported tokens, per account id",
+    ["account_id"],
+    multiprocess_mode="mostrecent",
 )
