@@ -109,10 +109,7 @@ class Process:
         self.popen.wait(10)
 
     def kill_children(self) -> int:
-        children = subprocess.run(
-            ["pgrep", "-P", str(self.popen.pid)], capture_output=True, text=True, check=False
-        )  # noqa: S603, S607
-        pids = [int(pid) for pid in children.stdout.split()]
+        pids = _pgrep("-P", self.popen.pid)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         return len(pids)
@@ -124,6 +121,12 @@ class Process:
                 self.popen.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def _pgrep(flag: str, pid: int) -> list[int]:
+    """Children (-P) or process-group members (-g) of ``pid``."""
+    found = subprocess.run(["pgrep", flag, str(pid)], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    return [int(line) for line in found.stdout.split()]
 
 
 def _answers(url: str) -> bool:
@@ -140,14 +143,28 @@ def start_kitesim() -> Process:
     return Process("kitesim", command, lambda: _answers(f"{KITE_ROOT}/_sim/state"))
 
 
-def start_web() -> Process:
-    app = os.environ.get("BENCH_WEB_APP", "tickerproject.asgi:application")
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
-    if app.endswith("wsgi:application"):
-        command += ["--interface", "wsgi"]
-    command += ["--port", str(WEB_PORT), "--workers", os.environ.get("BENCH_WEB_WORKERS", "2")]
+ASGI, WSGI = "tickerproject.asgi:application", "tickerproject.wsgi:application"
+
+
+def start_web(app: str = ASGI, port: int = WEB_PORT, name: str = "web") -> Process:
+    """uvicorn with 2 worker processes: the Procfile's ASGI app, or the same Django app over WSGI."""
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     command += ["--log-level", "warning", "--no-access-log"]
-    return Process("web", command, lambda: _answers(f"{WEB_ROOT}/api/v1/orders"))
+    if app == WSGI:
+        command += ["--interface", "wsgi"]
+    return Process(name, command, lambda: _answers(f"http://127.0.0.1:{port}/api/v1/orders"))
+
+
+def cpu_seconds(process: Process) -> float:
+    """User + system CPU of every process in the group (uvicorn's workers included)."""
+    ticks = 0
+    for pid in _pgrep("-g", process.popen.pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 WORKERS: list[Process] = []  # every worker started, dead or alive, so that none outlives the bench
@@ -199,7 +216,7 @@ class Client:
         self.option = option
         self.sent = 0
 
-    def place(self) -> tuple[int, float, dict[str, Any]]:
+    def place(self, root: str = WEB_ROOT) -> tuple[int, float, dict[str, Any]]:
         body = {
             "account": self.account, "exchange": self.option.exchange, "tradingsymbol": self.option.tradingsymbol,
             "variety": "regular", "transaction_type": "BUY" if self.sent % 2 == 0 else "SELL",
@@ -208,7 +225,7 @@ class Client:
         self.sent += 1
         started = time.time()
         response = self.session.post(
-            f"{WEB_ROOT}/api/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=30
+            f"{root}/api/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=30
         )
         return response.status_code, started, response.json()
 
@@ -256,28 +273,43 @@ def run_latency(clients: list[Client], count: int) -> None:
           f"p99 {_ms(post_times, 0.99):.0f} ms)")  # fmt: skip
 
 
-def run_throughput(clients: list[Client], count: int, worker: Process) -> Process:
-    worker.stop()  # the API alone: validate, store, queue
-    per_client = count // len(clients)
-    results: list[tuple[int, float, dict[str, Any]]] = []
-
-    def burst(client: Client) -> list[tuple[int, float, dict[str, Any]]]:
-        return [client.place() for _ in range(per_client)]
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(len(clients)) as pool:
-        for batch in pool.map(burst, clients):
-            results += batch
-    elapsed = time.monotonic() - started
-    accepted = [body["id"] for code, _, body in results if code == 201]
-    queued = redis.Redis.from_url(REDIS_URL).llen("orders")
-    print(f"throughput  {len(clients)} clients: {len(accepted)}/{len(results)} accepted in {elapsed:.2f} s "
-          f"= {len(accepted) / elapsed:.0f} orders/s accepted and queued ({queued} waiting on the queue)")  # fmt: skip
+def run_throughput(clients: list[Client], count: int, worker: Process, web: Process) -> Process:
+    """The API alone (workers paused): what it validates, stores and queues per second, then the drain."""
+    worker.stop()
+    print(f"throughput  the API alone, {len(clients)} clients, workers paused (load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")  # fmt: skip
+    accepted = _burst(clients, count // 2, web, WEB_ROOT, "ASGI (the Procfile's web)")
+    port = _free_port()
+    wsgi = start_web(WSGI, port, "web-wsgi")
+    try:
+        accepted += _burst(clients, count // 2, wsgi, f"http://127.0.0.1:{port}", "WSGI (same app, same uvicorn)")
+    finally:
+        wsgi.stop()
     worker = start_worker()
     drained = wait_for_kite(accepted, timeout=120)
     print(f"            drained into Kite in {drained:.1f} s = {len(accepted) / drained:.1f} orders/s over "
           f"{len(clients)} api_keys (Kite: 10/s, 400/min each; the limiter runs at 80 %)")  # fmt: skip
     return worker
+
+
+def _burst(clients: list[Client], count: int, web: Process, root: str, label: str) -> list[int]:
+    per_client = count // len(clients)
+
+    def burst(client: Client) -> list[tuple[int, float, dict[str, Any]]]:
+        return [client.place(root) for _ in range(per_client)]
+
+    cpu = cpu_seconds(web)
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(clients)) as pool:
+        results = [result for batch in pool.map(burst, clients) for result in batch]
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(web) - cpu
+    accepted = [body["id"] for code, _, body in results if code == 201]
+    per_order_ms = 1000 * cpu / max(len(accepted), 1)
+    print(f"            {label}: {len(accepted)}/{len(results)} accepted in {elapsed:.2f} s = "
+          f"{len(accepted) / elapsed:.0f} orders/s; server CPU {per_order_ms:.1f} ms an order "
+          f"= {1000 / per_order_ms:.0f} orders/s per core")  # fmt: skip
+    return accepted
 
 
 def run_chaos(clients: list[Client], count: int, worker: Process, seed: int) -> Process:
@@ -355,7 +387,8 @@ def main() -> None:
         processes.append(start_kitesim())
         keys, option = prepare_database()
         clients = [Client(key, api_key, option) for key, (api_key, _, _) in zip(keys, ACCOUNTS, strict=True)]
-        processes += [start_web(), start_beat()]
+        web = start_web()
+        processes += [web, start_beat()]
         worker = start_worker()
         print(
             f"orders bench: kitesim, uvicorn x2, celery worker -c 4 + beat; {timezone.localtime():%Y-%m-%d %H:%M %Z}"
@@ -363,7 +396,7 @@ def main() -> None:
         if args.latency_orders:
             run_latency(clients, args.latency_orders)
         if args.throughput_orders:
-            worker = run_throughput(clients, args.throughput_orders, worker)
+            worker = run_throughput(clients, args.throughput_orders, worker, web)
         if args.chaos_orders:
             run_chaos(clients, args.chaos_orders, worker, args.seed)
     finally:

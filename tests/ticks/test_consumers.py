@@ -213,4 +213,4 @@ async def test_an_idle_consumer_outlives_the_redis_socket_timeout_trap(chain: li
     await get_channel_layer().group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
 
     delta = await client.receive_json_from(timeout=5)
-    assert delta["rows"] == rows
+    assert (delta["type"], delta["rows"]) == ("delta", rows)

@@ -109,6 +109,7 @@ def stack_env(kitesim: KitesimThread) -> dict[str, str]:
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "DATABASE_URL": _database_url(),
         "TEST_REDIS_URL": settings.REDIS_URL,
+        "TEST_CHANNEL_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         "KITE_ROOT": kitesim.root,
         "KITE_WS_ROOT": kitesim.ws_root,
     }

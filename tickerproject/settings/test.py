@@ -18,6 +18,8 @@ LOGGING["root"]["level"] = "WARNING"
 REDIS_URL = env.str("TEST_REDIS_URL", default=f"{REDIS_URL.rsplit('/', 1)[0]}/15")
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+# Redis pub/sub ignores the database number: a prefix per test run keeps concurrent runs apart.
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = env.str("TEST_CHANNEL_PREFIX", default=f"test{os.getpid()}")
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Per test run, so two runs on one machine never delete each other's database.
