@@ -11,7 +11,10 @@ database and Redis database 12 (BENCH_REDIS_URL). Four API clients trade on four
 3. chaos: orders while workers are SIGKILLed at random (a whole worker, or its pool children) and
    restarted; then Kite's own order books are counted by our per-order tags.
 
-    .venv/bin/python bench/orders.py [--latency-orders 60] [--throughput-orders 600] [--chaos-orders 200]
+    .venv/bin/python bench/orders.py [--latency-orders 60] [--throughput-orders 400] [--chaos-orders 200]
+
+BENCH_REDIS_URL picks the Redis database (flushed before and after); BENCH_DB_OPTIONS is appended to the
+SQLite DATABASE_URL (e.g. ``?conn_max_age=600`` for persistent connections). ``--keep`` keeps the logs.
 """
 
 import argparse
@@ -148,7 +151,18 @@ ASGI, WSGI = "tickerproject.asgi:application", "tickerproject.wsgi:application"
 
 def start_web(app: str = ASGI, port: int = WEB_PORT, name: str = "web") -> Process:
     """uvicorn with 2 worker processes: the Procfile's ASGI app, or the same Django app over WSGI."""
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
     command += ["--log-level", "warning", "--no-access-log"]
     if app == WSGI:
         command += ["--interface", "wsgi"]
@@ -282,7 +296,9 @@ def run_throughput(clients: list[Client], count: int, worker: Process, web: Proc
     port = _free_port()
     wsgi = start_web(WSGI, port, "web-wsgi")
     try:
-        accepted += _burst(clients, count // 2, wsgi, f"http://127.0.0.1:{port}", "WSGI (same app, same uvicorn)")
+        accepted += _burst(
+            clients, count // 2, wsgi, f"http://127.0.0.1:{port}", "WSGI (same app, same uvicorn)"
+        )
     finally:
         wsgi.stop()
     worker = start_worker()
@@ -361,8 +377,8 @@ def report_chaos(ids: list[int], kills: Counter[str], settle: float) -> None:
     adopted = Order.objects.filter(pk__in=ids, events__source="reconcile", events__status_from__in=["PENDING", "SUBMITTING"]).distinct().count()  # fmt: skip
     print(f"chaos       {len(ids)} accepted while killing {dict(kills)} (then {settle:.1f} s to settle)")
     print(f"            Kite-side count = {sum(at_kite.values())} (accepted {len(ids)}), duplicates = {duplicates}, "
-          f"missing = {len(set(ours) - set(at_kite))}; {takeovers} lapsed leases taken over, {adopted} orders "
-          f"adopted by tag; statuses {dict(statuses)}")  # fmt: skip
+          f"missing = {len(set(ours) - set(at_kite))}; lapsed leases taken over: {takeovers}, adopted by tag: "
+          f"{adopted}; statuses {dict(statuses)}")  # fmt: skip
     if sum(at_kite.values()) != len(ids) or duplicates:
         raise SystemExit("exactly-once violated")
 
@@ -372,7 +388,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency-orders", type=int, default=60)
-    parser.add_argument("--throughput-orders", type=int, default=600)
+    parser.add_argument("--throughput-orders", type=int, default=400)
     parser.add_argument("--chaos-orders", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(

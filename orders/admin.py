@@ -25,7 +25,16 @@ class OrderAdmin(admin.ModelAdmin):
         "id", "account", "client", "transaction_type", "quantity", "exchange", "tradingsymbol",
         "order_type", "price", "status", "kite_status", "filled_quantity", "broker_order_id", "created_at",
     ]  # fmt: skip
-    list_filter = ["status", "account", "variety", "order_type", "transaction_type", "product", "exchange", "created_at"]
+    list_filter = [
+        "status",
+        "account",
+        "variety",
+        "order_type",
+        "transaction_type",
+        "product",
+        "exchange",
+        "created_at",
+    ]
     list_select_related = ["account", "client"]
     search_fields = ["tradingsymbol", "broker_order_id", "kite_tag", "tag", "idempotency_key"]
     date_hierarchy = "created_at"

@@ -9,7 +9,14 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -70,6 +77,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+@extend_schema_field(OpenApiTypes.NUMBER)
 class PriceField(serializers.Field):
     """A JSON number (not a string, not a boolean), finite, 0 < price <= MAX_PRICE, up to 4 decimals."""
 
@@ -123,7 +131,9 @@ class OrderOutputSerializer(serializers.Serializer):
     iceberg_legs = serializers.IntegerField(allow_null=True)
     iceberg_quantity = serializers.IntegerField(allow_null=True)
     tag = serializers.CharField(help_text="the client's own label")
-    idempotency_key = serializers.CharField(allow_null=True, help_text="null on the later slices of a sliced order")
+    idempotency_key = serializers.CharField(
+        allow_null=True, help_text="null on the later slices of a sliced order"
+    )
     parent_id = serializers.IntegerField(allow_null=True, help_text="the first slice, for later slices")
     status = serializers.ChoiceField(choices=[status.value for status in OrderStatus])
     status_message = serializers.CharField()
@@ -347,19 +357,28 @@ class OrderDetailApi(APIView):
         order = _owned_order(request, order_id)
         serializer = self.ModifySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        order_modify(order=order, changes=serializer.validated_data, market_now=market_now(), source=OrderEvent.Source.API)
+        order_modify(
+            order=order,
+            changes=serializer.validated_data,
+            market_now=market_now(),
+            source=OrderEvent.Source.API,
+        )
         return Response(_detail(request, order))
 
     @extend_schema(
         responses={
-            200: OpenApiResponse(OrderDetailOutputSerializer, description="cancelled (it never reached Kite)"),
+            200: OpenApiResponse(
+                OrderDetailOutputSerializer, description="cancelled (it never reached Kite)"
+            ),
             202: OpenApiResponse(OrderDetailOutputSerializer, description="cancel requested at Kite"),
         }
     )
     def delete(self, request: Request, order_id: int) -> Response:
         order = _owned_order(request, order_id)
         done = order_cancel(order=order, source=OrderEvent.Source.API)
-        return Response(_detail(request, order), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+        return Response(
+            _detail(request, order), status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED
+        )
 
 
 class PositionListApi(APIView):

@@ -15,5 +15,7 @@ class OrdersConfig(AppConfig):
         parse_limits(settings.ORDER_RATE_LIMITS, "ORDER_RATE_LIMITS")
         parse_limits(settings.ORDER_REQUEST_RATE_LIMITS, "ORDER_REQUEST_RATE_LIMITS")
         if not 0 < settings.ORDER_RATE_SAFETY < 1:
-            raise ImproperlyConfigured(f"ORDER_RATE_SAFETY must be between 0 and 1, got {settings.ORDER_RATE_SAFETY}")
+            raise ImproperlyConfigured(
+                f"ORDER_RATE_SAFETY must be between 0 and 1, got {settings.ORDER_RATE_SAFETY}"
+            )
         check_clock_setting(settings.ORDER_MARKET_CLOCK)

@@ -77,5 +77,7 @@ class CircuitBreaker:
     def state(self) -> BreakerState:
         raw = {key.decode(): value.decode() for key, value in self._client.hgetall(self._key).items()}
         return BreakerState(
-            state=raw.get("state", "closed"), failures=int(raw.get("failures", 0)), opened=int(raw.get("opened", 0))
+            state=raw.get("state", "closed"),
+            failures=int(raw.get("failures", 0)),
+            opened=int(raw.get("opened", 0)),
         )

@@ -66,7 +66,8 @@ def _mapped(account: BrokerAccount, breaker: CircuitBreaker, error: Exception) -
     if outcome is KiteOutcome.TOKEN:
         account_token_refused(account, error)
         return KiteUnavailableError(
-            f"Kite refused account {account.name}'s access token; an operator must log in again.", field="account"
+            f"Kite refused account {account.name}'s access token; an operator must log in again.",
+            field="account",
         )
     if outcome is KiteOutcome.THROTTLED:
         return KiteRateLimitedError("Kite answered 429 Too many requests.", extra={"retry_after": 1})

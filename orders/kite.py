@@ -124,7 +124,9 @@ def facts_from_payload(payload: Mapping[str, Any]) -> KiteOrderFacts:
         price=_price(payload.get("price")),
         trigger_price=_price(payload.get("trigger_price")),
         order_type=payload.get("order_type") or None,
-        updated_at=_first_time(payload, ("exchange_update_timestamp", "exchange_timestamp", "order_timestamp")),
+        updated_at=_first_time(
+            payload, ("exchange_update_timestamp", "exchange_timestamp", "order_timestamp")
+        ),
     )
 
 

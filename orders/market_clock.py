@@ -1,4 +1,4 @@
-""""Now" for market-hours and expiry checks, chosen by ``ORDER_MARKET_CLOCK``.
+""" "Now" for market-hours and expiry checks, chosen by ``ORDER_MARKET_CLOCK``.
 
 * ``wall``: the host's clock (production: Kite's sessions follow IST wall time).
 * ``kitesim``: kitesim's simulated exchange clock, read from ``{KITE_ROOT}/_sim/state`` and
@@ -62,7 +62,9 @@ def _frozen(mode: str) -> datetime:
     try:
         frozen = datetime.fromisoformat(mode)
     except ValueError:
-        raise ImproperlyConfigured(f"ORDER_MARKET_CLOCK must be wall, kitesim or an ISO datetime, got {mode!r}") from None
+        raise ImproperlyConfigured(
+            f"ORDER_MARKET_CLOCK must be wall, kitesim or an ISO datetime, got {mode!r}"
+        ) from None
     if frozen.tzinfo is None:
         raise ImproperlyConfigured(f"ORDER_MARKET_CLOCK needs a UTC offset, got {mode!r}")
     return frozen

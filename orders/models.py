@@ -15,12 +15,16 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
 class TradingPermission(models.Model):
     """A client (the user its API keys act as) may place orders on this broker account."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_permissions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_permissions"
+    )
     account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="trading_permissions")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "account"], name="trading_permission_user_account")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "account"], name="trading_permission_user_account")
+        ]
         ordering = ["account__name", "user__username"]
 
     def __str__(self) -> str:
@@ -54,14 +58,18 @@ class Order(models.Model):
     iceberg_legs = models.PositiveSmallIntegerField(null=True, blank=True)
     iceberg_quantity = models.PositiveIntegerField(null=True, blank=True)
 
-    status = models.CharField(max_length=12, choices=_choices(tuple(OrderStatus)), default=OrderStatus.PENDING)
+    status = models.CharField(
+        max_length=12, choices=_choices(tuple(OrderStatus)), default=OrderStatus.PENDING
+    )
     status_message = models.TextField(blank=True, default="")
     broker_order_id = models.CharField(max_length=32, null=True, blank=True)
     kite_status = models.CharField(max_length=32, blank=True, default="")
     filled_quantity = models.PositiveIntegerField(default=0)
     pending_quantity = models.PositiveIntegerField(default=0)
     average_price = models.DecimalField(max_digits=14, decimal_places=4, default=0)
-    kite_updated_at = models.DateTimeField(null=True, blank=True, help_text="Kite's time of the last update applied")
+    kite_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Kite's time of the last update applied"
+    )
     modification_count = models.PositiveSmallIntegerField(default=0)
 
     # Submission bookkeeping (orders.submission): the lease, attempts and when to try next.
@@ -77,7 +85,9 @@ class Order(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["client", "idempotency_key"], name="order_client_idempotency_key"),
+            models.UniqueConstraint(
+                fields=["client", "idempotency_key"], name="order_client_idempotency_key"
+            ),
             models.UniqueConstraint(
                 fields=["account", "broker_order_id"],
                 condition=Q(broker_order_id__isnull=False),

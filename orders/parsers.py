@@ -31,7 +31,12 @@ def _no_constants(name: str) -> float:
 class StrictJSONParser(JSONParser):
     """Refuses NaN/Infinity, repeated keys, deep nesting and bodies over ORDER_MAX_BODY_BYTES."""
 
-    def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
         limit = settings.ORDER_MAX_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:

@@ -98,7 +98,9 @@ def order_place(
     assert instrument is not None  # validate_place refuses a missing instrument
     try:
         with transaction.atomic():
-            orders = _orders_create(client, idempotency_key, fingerprint, account, instrument, request, placement)
+            orders = _orders_create(
+                client, idempotency_key, fingerprint, account, instrument, request, placement
+            )
             transaction.on_commit(partial(orders_enqueue, [order.pk for order in orders]), robust=True)
     except IntegrityError:
         existing = _order_by_key(client, idempotency_key)
@@ -122,7 +124,9 @@ def order_update_enqueue(*, account_id: int, payload: Mapping[str, Any]) -> None
 
 def _order_by_key(client: ClientUser, idempotency_key: str) -> Order | None:
     # Every new order pays for this lookup, so it is a bare one; a replay then loads the order.
-    found = Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key).values_list("pk", flat=True)
+    found = Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key).values_list(
+        "pk", flat=True
+    )
     order_id = found.first()
     if order_id is None:
         return None
@@ -229,12 +233,19 @@ def _orders_create(
 def order_cancel(*, order: Order, source: str) -> bool:
     """Cancel: locally when Kite never saw the order, else at Kite. True when it is already CANCELLED
     (local); False when Kite was asked (its update brings CANCELLED)."""
-    if order.status == OrderStatus.PENDING and order.placement_attempts == 0 and _cancel_unsent(order, source):
+    if (
+        order.status == OrderStatus.PENDING
+        and order.placement_attempts == 0
+        and _cancel_unsent(order, source)
+    ):
         order.refresh_from_db()
         return True
     order.refresh_from_db()
     _require_at_kite(order, "cancelled")
-    kite_call(_kite_account(order), lambda kite: kite.cancel_order(variety=order.variety, order_id=order.broker_order_id))
+    kite_call(
+        _kite_account(order),
+        lambda kite: kite.cancel_order(variety=order.variety, order_id=order.broker_order_id),
+    )
     _event(order, source, order.status, order.status, "cancel requested at Kite")
     return False
 
@@ -242,21 +253,31 @@ def order_cancel(*, order: Order, source: str) -> bool:
 def _cancel_unsent(order: Order, source: str) -> bool:
     now = timezone.now()
     with transaction.atomic():
-        cancelled = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, placement_attempts=0).update(
+        cancelled = Order.objects.filter(
+            pk=order.pk, status=OrderStatus.PENDING, placement_attempts=0
+        ).update(
             status=OrderStatus.CANCELLED,
             status_message="cancelled before it was sent to Kite",
             pending_quantity=0,
             updated_at=now,
         )
         if cancelled:
-            _event(order, source, OrderStatus.PENDING, OrderStatus.CANCELLED, "cancelled before it was sent to Kite")
+            _event(
+                order,
+                source,
+                OrderStatus.PENDING,
+                OrderStatus.CANCELLED,
+                "cancelled before it was sent to Kite",
+            )
     return bool(cancelled)
 
 
 def order_modify(*, order: Order, changes: Mapping[str, Any], market_now: datetime, source: str) -> Order:
     """Change quantity / price / trigger / order type / validity, before sending or at Kite."""
     if permitted_account(client=order.client, name=order.account.name) is None:
-        raise TradingNotPermittedError(f"You may no longer trade on account {order.account.name!r}.", field="account")
+        raise TradingNotPermittedError(
+            f"You may no longer trade on account {order.account.name!r}.", field="account"
+        )
     if order.modification_count >= MAX_MODIFICATIONS:
         raise ConflictError(f"Kite allows at most {MAX_MODIFICATIONS} modifications of an order.")
     terms = replace(_terms_of(order), **changes)
@@ -265,7 +286,11 @@ def order_modify(*, order: Order, changes: Mapping[str, Any], market_now: dateti
     except OrderInvalid as invalid:
         raise ApplicationError(invalid.message, field=invalid.field) from invalid
     fields = {name: getattr(terms, name) for name in changes}
-    if order.status == OrderStatus.PENDING and order.placement_attempts == 0 and _modify_unsent(order, fields, source):
+    if (
+        order.status == OrderStatus.PENDING
+        and order.placement_attempts == 0
+        and _modify_unsent(order, fields, source)
+    ):
         order.refresh_from_db()
         return order
     order.refresh_from_db()
@@ -319,7 +344,14 @@ def _modify_unsent(order: Order, fields: dict[str, Any], source: str) -> bool:
             **fields, **extra, modification_count=order.modification_count + 1, updated_at=now
         )
         if modified:
-            _event(order, source, OrderStatus.PENDING, OrderStatus.PENDING, "modified before it was sent to Kite", fields)
+            _event(
+                order,
+                source,
+                OrderStatus.PENDING,
+                OrderStatus.PENDING,
+                "modified before it was sent to Kite",
+                fields,
+            )
     return bool(modified)
 
 
@@ -337,7 +369,8 @@ def _require_at_kite(order: Order, verb: str) -> None:
         raise ConflictError(f"Order {order.pk} is {status}; it cannot be {verb}.")
     if status not in AT_KITE or not order.broker_order_id:
         raise ConflictError(
-            f"Order {order.pk} is being sent to Kite; it can be {verb} in a few seconds.", extra={"retry_after": 2}
+            f"Order {order.pk} is being sent to Kite; it can be {verb} in a few seconds.",
+            extra={"retry_after": 2},
         )
 
 
@@ -375,8 +408,12 @@ def order_apply_kite_update(*, account_id: int, payload: Mapping[str, Any], sour
         logger.warning("account %d: ignored a malformed Kite order update: %s", account_id, malformed)
         return False
     order_id = (
-        Order.objects.filter(account_id=account_id, broker_order_id=facts.order_id).values_list("pk", flat=True).first()
-        or Order.objects.filter(account_id=account_id, kite_tag__in=facts.tags).values_list("pk", flat=True).first()
+        Order.objects.filter(account_id=account_id, broker_order_id=facts.order_id)
+        .values_list("pk", flat=True)
+        .first()
+        or Order.objects.filter(account_id=account_id, kite_tag__in=facts.tags)
+        .values_list("pk", flat=True)
+        .first()
     )
     if order_id is None:
         return False  # placed elsewhere (Kite web, another app): not ours to track
@@ -398,7 +435,15 @@ def order_apply_kite_facts(*, order_id: int, facts: KiteOrderFacts, source: str)
             logger.error("order %d was FAILED, but Kite has it as %s: adopting", order.pk, facts.order_id)
         _take_facts(order, facts)
         order.save()
-        _event(order, source, current.status, order.status, facts.status_message, _event_data(facts), facts.kite_status)
+        _event(
+            order,
+            source,
+            current.status,
+            order.status,
+            facts.status_message,
+            _event_data(facts),
+            facts.kite_status,
+        )
     return True
 
 
@@ -433,12 +478,15 @@ def _event_data(facts: KiteOrderFacts) -> dict[str, Any]:
 
 
 def orders_reconcile() -> int:
-    """Beat: poll ``kite.orders()`` once per account with live orders and apply what changed."""
+    """Beat: poll ``kite.orders()`` once per account with live orders and apply what changed.
+
+    Accounts whose token Kite refused are skipped until an operator saves a new one.
+    """
     account_ids = Order.objects.filter(LIVE_AT_KITE).values_list("account_id", flat=True).distinct()
-    return sum(
-        account_orders_reconcile(account=account)
-        for account in BrokerAccount.objects.filter(pk__in=list(account_ids), enabled=True)
+    accounts = BrokerAccount.objects.filter(pk__in=list(account_ids), enabled=True).exclude(
+        health=BrokerAccount.Health.TOKEN_EXPIRED
     )
+    return sum(account_orders_reconcile(account=account) for account in accounts)
 
 
 def account_orders_reconcile(*, account: BrokerAccount) -> int:
@@ -457,7 +505,9 @@ def account_orders_reconcile(*, account: BrokerAccount) -> int:
             continue
         by_id[facts.order_id] = facts
         by_tag.update(dict.fromkeys(facts.tags, facts))
-    ours = Order.objects.filter(LIVE_AT_KITE, account=account).values_list("pk", "broker_order_id", "kite_tag")
+    ours = Order.objects.filter(LIVE_AT_KITE, account=account).values_list(
+        "pk", "broker_order_id", "kite_tag"
+    )
     moved = 0
     for order_id, broker_order_id, kite_tag in ours:
         facts = by_id.get(broker_order_id or "") or by_tag.get(kite_tag)

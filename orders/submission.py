@@ -75,7 +75,9 @@ def order_submit(*, order_id: int) -> SubmitResult:
     breaker = CircuitBreaker(client, order.account_id)
     paused = breaker.allow()
     if paused:
-        return _wait_in_pending(order, paused, f"waiting: Kite calls for account {order.account} paused (circuit open)")
+        return _wait_in_pending(
+            order, paused, f"waiting: Kite calls for account {order.account} paused (circuit open)"
+        )
     token = _claim(order)
     if token is None:
         fresh = Order.objects.get(pk=order_id)
@@ -114,7 +116,11 @@ def _claim(order: Order) -> str | None:
     lease_until = now + timedelta(seconds=lease_seconds())
     claimable = (
         (OrderStatus.PENDING, Q(status=OrderStatus.PENDING, next_attempt_at__lte=now), "claimed"),
-        (OrderStatus.SUBMITTING, Q(status=OrderStatus.SUBMITTING, lease_until__lt=now), "took over a lapsed lease"),
+        (
+            OrderStatus.SUBMITTING,
+            Q(status=OrderStatus.SUBMITTING, lease_until__lt=now),
+            "took over a lapsed lease",
+        ),
     )
     for status_from, condition, message in claimable:
         with transaction.atomic():
@@ -185,7 +191,9 @@ class _Submission:
         """Reasons to stop for good now that Kite is known not to have the order."""
         account = BrokerAccount.objects.only("enabled", "health").get(pk=self.account.pk)
         if not account.enabled:
-            return self._finish(OrderStatus.FAILED, f"Account {self.account.name} is disabled; not sent to Kite.")
+            return self._finish(
+                OrderStatus.FAILED, f"Account {self.account.name} is disabled; not sent to Kite."
+            )
         if account.health == BrokerAccount.Health.TOKEN_EXPIRED:
             return self._finish(
                 OrderStatus.FAILED,
@@ -223,7 +231,9 @@ class _Submission:
                 metrics.BREAKER_OPENED.labels(self.account.name).inc()
                 logger.warning("account %s: circuit opened after %s", self.account.name, describe(error))
             delay = _backoff(self.order.placement_attempts)
-            return self._release(delay, f"Kite outcome unknown ({describe(error)}); the tag is looked up before a retry")
+            return self._release(
+                delay, f"Kite outcome unknown ({describe(error)}); the tag is looked up before a retry"
+            )
         self.breaker.record_success()
         if outcome is KiteOutcome.THROTTLED:
             return self._release(1.0 + random.random(), "Kite answered 429 Too many requests; not placed")
@@ -232,11 +242,16 @@ class _Submission:
             if looking_up:  # the earlier attempt cannot be verified: keep waiting for a new token
                 return self._release(settings.ORDER_RETRY_MAX_S, f"cannot look the tag up: {describe(error)}")
             return self._finish(
-                OrderStatus.FAILED, f"Kite refused the access token ({describe(error)}): not placed. Log in again."
+                OrderStatus.FAILED,
+                f"Kite refused the access token ({describe(error)}): not placed. Log in again.",
             )
         if looking_up:  # Kite refused the order-book read itself; nothing to adopt from it
-            return self._release(_backoff(self.order.placement_attempts), f"order book read failed: {describe(error)}")
-        return self._finish(OrderStatus.REJECTED, str(error), source=Source.KITE_RESPONSE, kite_status="REJECTED")
+            return self._release(
+                _backoff(self.order.placement_attempts), f"order book read failed: {describe(error)}"
+            )
+        return self._finish(
+            OrderStatus.REJECTED, str(error), source=Source.KITE_RESPONSE, kite_status="REJECTED"
+        )
 
     # -- conditional writes (all need our claim token) -----------------------------------------------
 
@@ -282,7 +297,9 @@ class _Submission:
                     message=reason,
                     data={"retry_in_s": round(retry_in, 2)},
                 )
-        return SubmitResult("retry" if released else "superseded", retry_in=_capped(retry_in) if released else None)
+        return SubmitResult(
+            "retry" if released else "superseded", retry_in=_capped(retry_in) if released else None
+        )
 
     def _finish(
         self, status: OrderStatus, message: str, *, source: str = Source.WORKER, kite_status: str = ""

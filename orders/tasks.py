@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 
 # A submission makes at most two Kite calls (look the tag up, place), each bounded by KITE_HTTP_TIMEOUT,
 # plus a rate-limit wait; the limits leave room for that and the database writes around them.
-SUBMIT_SOFT_LIMIT_S = 2 * settings.KITE_HTTP_TIMEOUT + settings.ORDER_RATE_MAX_WAIT_S + settings.ORDER_SUBMIT_HOLD_S + 20
+SUBMIT_SOFT_LIMIT_S = (
+    2 * settings.KITE_HTTP_TIMEOUT + settings.ORDER_RATE_MAX_WAIT_S + settings.ORDER_SUBMIT_HOLD_S + 20
+)
 
 
 @shared_task(
@@ -50,7 +52,9 @@ def submit(self: Task, order_id: int) -> str:
 )
 def apply_kite_update(account_id: int, payload: dict[str, Any]) -> bool:
     """A Kite ``{"type": "order"}`` WebSocket message for one account, from its feed."""
-    return services.order_apply_kite_update(account_id=account_id, payload=payload, source=OrderEvent.Source.WEBSOCKET)
+    return services.order_apply_kite_update(
+        account_id=account_id, payload=payload, source=OrderEvent.Source.WEBSOCKET
+    )
 
 
 @shared_task(name="orders.reconcile", ignore_result=True, soft_time_limit=60, time_limit=90)

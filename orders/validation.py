@@ -99,7 +99,9 @@ def validate_modify(terms: OrderTerms, instrument: InstrumentFacts | None, now: 
         raise OrderInvalid("quantity", f"Quantity {terms.quantity} exceeds the freeze quantity {freeze}.")
 
 
-def _check_instrument(instrument: InstrumentFacts | None, terms: OrderTerms, now: datetime) -> InstrumentFacts:
+def _check_instrument(
+    instrument: InstrumentFacts | None, terms: OrderTerms, now: datetime
+) -> InstrumentFacts:
     name = f"{terms.exchange}:{terms.tradingsymbol}"
     if instrument is None or not instrument.is_active:
         raise OrderInvalid("tradingsymbol", f"No listed instrument {name}.")
@@ -107,7 +109,9 @@ def _check_instrument(instrument: InstrumentFacts | None, terms: OrderTerms, now
         raise OrderInvalid("tradingsymbol", f"{name} is an index or otherwise not tradable.")
     local = now.astimezone(IST)
     expiry = instrument.expiry
-    if expiry is not None and (expiry < local.date() or (expiry == local.date() and local.time() >= MARKET_CLOSE)):
+    if expiry is not None and (
+        expiry < local.date() or (expiry == local.date() and local.time() >= MARKET_CLOSE)
+    ):
         raise OrderInvalid("tradingsymbol", f"{name} expired on {expiry.isoformat()}.")
     return instrument
 
@@ -117,7 +121,9 @@ def _check_session(terms: OrderTerms, now: datetime) -> None:
     if terms.variety == "amo" and is_open:
         raise OrderInvalid("variety", "AMO orders are taken only outside market hours (09:15-15:30 IST).")
     if terms.variety != "amo" and not is_open:
-        raise OrderInvalid("variety", "The market is closed (09:15-15:30 IST, weekdays): only AMO orders now.")
+        raise OrderInvalid(
+            "variety", "The market is closed (09:15-15:30 IST, weekdays): only AMO orders now."
+        )
 
 
 def _check_variety(terms: OrderTerms) -> None:
@@ -146,7 +152,10 @@ def _check_cover(terms: OrderTerms) -> None:
         wrong_side = terms.trigger_price >= terms.price if _buy(terms) else terms.trigger_price <= terms.price
         if wrong_side:
             side = "below" if _buy(terms) else "above"
-            raise OrderInvalid("trigger_price", f"A {terms.transaction_type} cover order's stop-loss must be {side} its price.")
+            raise OrderInvalid(
+                "trigger_price",
+                f"A {terms.transaction_type} cover order's stop-loss must be {side} its price.",
+            )
 
 
 def _check_iceberg(terms: OrderTerms) -> None:
@@ -155,12 +164,16 @@ def _check_iceberg(terms: OrderTerms) -> None:
     if terms.validity == "IOC":
         raise OrderInvalid("validity", "Iceberg orders cannot be IOC.")
     if terms.iceberg_legs is None or terms.iceberg_legs not in ICEBERG_LEGS:
-        raise OrderInvalid("iceberg_legs", f"Iceberg orders need {ICEBERG_LEGS.start}-{ICEBERG_LEGS.stop - 1} legs.")
+        raise OrderInvalid(
+            "iceberg_legs", f"Iceberg orders need {ICEBERG_LEGS.start}-{ICEBERG_LEGS.stop - 1} legs."
+        )
 
 
 def _check_terms(terms: OrderTerms, instrument: InstrumentFacts) -> None:
     if instrument.exchange not in EQUITY_EXCHANGES and terms.product not in ("NRML", "MIS"):
-        raise OrderInvalid("product", f"{instrument.exchange} contracts are NRML or MIS, not {terms.product}.")
+        raise OrderInvalid(
+            "product", f"{instrument.exchange} contracts are NRML or MIS, not {terms.product}."
+        )
     _check_prices(terms, instrument.tick_size)
     _check_validity(terms)
     lot = instrument.lot_size
@@ -180,9 +193,13 @@ def _check_prices(terms: OrderTerms, tick: Decimal) -> None:
         raise OrderInvalid("trigger_price", f"A {terms.order_type} order takes no trigger_price.")
     if terms.order_type == "SL" and price is not None and trigger is not None:
         if _buy(terms) and trigger > price:
-            raise OrderInvalid("trigger_price", "A stop-loss BUY's trigger_price must not be above its price.")
+            raise OrderInvalid(
+                "trigger_price", "A stop-loss BUY's trigger_price must not be above its price."
+            )
         if not _buy(terms) and trigger < price:
-            raise OrderInvalid("trigger_price", "A stop-loss SELL's trigger_price must not be below its price.")
+            raise OrderInvalid(
+                "trigger_price", "A stop-loss SELL's trigger_price must not be below its price."
+            )
 
 
 def _check_on_tick(field: str, value: Decimal | None, tick: Decimal, missing: str) -> None:
@@ -195,7 +212,9 @@ def _check_on_tick(field: str, value: Decimal | None, tick: Decimal, missing: st
 def _check_validity(terms: OrderTerms) -> None:
     if terms.validity == "TTL":
         if terms.validity_ttl is None or not 1 <= terms.validity_ttl <= MAX_TTL_MINUTES:
-            raise OrderInvalid("validity_ttl", f"TTL orders need validity_ttl in minutes, 1-{MAX_TTL_MINUTES}.")
+            raise OrderInvalid(
+                "validity_ttl", f"TTL orders need validity_ttl in minutes, 1-{MAX_TTL_MINUTES}."
+            )
     elif terms.validity_ttl is not None:
         raise OrderInvalid("validity_ttl", "Only TTL orders take validity_ttl.")
     if terms.validity == "IOC" and terms.order_type in STOP_TYPES:
@@ -219,7 +238,9 @@ def _placement(terms: OrderTerms, instrument: InstrumentFacts, max_slices: int) 
     full, rest = divmod(quantity, size)
     slices = (size,) * full + ((rest,) if rest else ())
     if len(slices) > max_slices:
-        raise OrderInvalid("quantity", f"Quantity {quantity} needs {len(slices)} slices; at most {max_slices}.")
+        raise OrderInvalid(
+            "quantity", f"Quantity {quantity} needs {len(slices)} slices; at most {max_slices}."
+        )
     return Placement(slices=slices)
 
 

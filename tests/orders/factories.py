@@ -21,7 +21,9 @@ class OrderFactory(factory.django.DjangoModelFactory):
 
     client = factory.SubFactory(UserFactory)
     account = factory.SubFactory(BrokerAccountFactory)
-    instrument = factory.SubFactory(OptionFactory, strike=factory.Sequence(lambda n: Decimal(20_000 + 50 * n)))
+    instrument = factory.SubFactory(
+        OptionFactory, strike=factory.Sequence(lambda n: Decimal(20_000 + 50 * n))
+    )
     idempotency_key = factory.Sequence(lambda n: f"key-{n}")
     kite_tag = factory.LazyFunction(lambda: secrets.token_hex(10))
     exchange = factory.LazyAttribute(lambda o: o.instrument.exchange)

@@ -17,7 +17,9 @@ def admin_client_() -> Client:
 
 
 def test_the_order_list_filters_and_never_shows_account_secrets(admin_client_: Client) -> None:
-    account = BrokerAccountFactory(api_key="kk-visible?", api_secret="ss-visible?", access_token="tt-visible?")
+    account = BrokerAccountFactory(
+        api_key="kk-visible?", api_secret="ss-visible?", access_token="tt-visible?"
+    )
     pending = OrderFactory(account=account, status=OrderStatus.PENDING)
     complete = OrderFactory(account=account, status=OrderStatus.COMPLETE, broker_order_id="260817000000042")
 

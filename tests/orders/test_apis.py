@@ -64,7 +64,9 @@ def test_the_same_key_with_another_body_is_a_conflict(trader: Trader, option: In
     assert Order.objects.count() == 1
 
 
-def test_idempotency_keys_belong_to_their_client(trader: Trader, account: BrokerAccount, option: Instrument) -> None:
+def test_idempotency_keys_belong_to_their_client(
+    trader: Trader, account: BrokerAccount, option: Instrument
+) -> None:
     other = make_trader(account)
 
     assert trader.place(limit_body(option)).status_code == 201
@@ -73,7 +75,9 @@ def test_idempotency_keys_belong_to_their_client(trader: Trader, account: Broker
 
 
 @pytest.mark.parametrize("key", [None, "", "x" * 256, "has space", "ключ"])
-def test_a_missing_or_malformed_idempotency_key_is_refused(trader: Trader, option: Instrument, key: str | None) -> None:
+def test_a_missing_or_malformed_idempotency_key_is_refused(
+    trader: Trader, option: Instrument, key: str | None
+) -> None:
     response = trader.place(limit_body(option), key=key)
 
     assert response.status_code == 400
@@ -97,7 +101,9 @@ def test_a_disabled_account_or_a_refused_token_takes_no_orders(
     BrokerAccount.objects.filter(pk=account.pk).update(enabled=False)
     assert trader.place(limit_body(option), key="a").status_code == 400
 
-    BrokerAccount.objects.filter(pk=account.pk).update(enabled=True, health=BrokerAccount.Health.TOKEN_EXPIRED)
+    BrokerAccount.objects.filter(pk=account.pk).update(
+        enabled=True, health=BrokerAccount.Health.TOKEN_EXPIRED
+    )
     response = trader.place(limit_body(option), key="b")
     assert response.status_code == 409
     assert "log in again" in response.json()["account"][0]
@@ -136,7 +142,9 @@ def test_an_expired_contract_is_refused(trader: Trader, market_open_clock) -> No
     assert "expired" in response.json()["tradingsymbol"][0]
 
 
-def test_outside_market_hours_only_amo_is_taken(trader: Trader, option: Instrument, settings, market_open_clock) -> None:
+def test_outside_market_hours_only_amo_is_taken(
+    trader: Trader, option: Instrument, settings, market_open_clock
+) -> None:
     settings.ORDER_MARKET_CLOCK = market_open_clock.replace(hour=19).isoformat()
 
     assert trader.place(limit_body(option), key="a").json()["variety"] == [
@@ -175,7 +183,9 @@ def test_the_list_is_the_clients_own_newest_first_filtered_and_paginated(
     everything = trader.api.get("/api/v1/orders").json()
     assert everything["count"] == 3
     assert [o["tag"] for o in everything["results"]] == ["t2", "t1", "t0"]
-    assert [o["tag"] for o in trader.api.get("/api/v1/orders?status=open,complete").json()["results"]] == ["t1"]
+    assert [o["tag"] for o in trader.api.get("/api/v1/orders?status=open,complete").json()["results"]] == [
+        "t1"
+    ]
     assert trader.api.get("/api/v1/orders?tag=t0").json()["count"] == 1
     assert trader.api.get("/api/v1/orders?account=nope").json()["count"] == 0
     page = trader.api.get("/api/v1/orders?limit=2&offset=2").json()

@@ -103,7 +103,9 @@ def test_1e309_is_infinity_and_refused(trader: Trader, option: Instrument) -> No
     assert "price" in response.json()
 
 
-@pytest.mark.parametrize("missing", ["account", "exchange", "tradingsymbol", "variety", "quantity", "product"])
+@pytest.mark.parametrize(
+    "missing", ["account", "exchange", "tradingsymbol", "variety", "quantity", "product"]
+)
 def test_a_missing_field_is_named(trader: Trader, option: Instrument, missing: str) -> None:
     body = limit_body(option)
     del body[missing]
@@ -126,7 +128,9 @@ def test_other_media_types_are_a_415(trader: Trader, content_type: str, data: st
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

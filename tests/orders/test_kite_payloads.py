@@ -58,9 +58,15 @@ UPDATE = {
     ("error", "outcome"),
     [
         (kite_errors.InputException("Invalid `price`.", code=400), KiteOutcome.REJECTED),
-        (kite_errors.OrderException("Order cannot be cancelled as it is complete.", code=400), KiteOutcome.REJECTED),
+        (
+            kite_errors.OrderException("Order cannot be cancelled as it is complete.", code=400),
+            KiteOutcome.REJECTED,
+        ),
         (kite_errors.GeneralException("Insufficient funds", code=400), KiteOutcome.REJECTED),
-        (kite_errors.NetworkException("Maximum allowed order modifications exceeded.", code=400), KiteOutcome.REJECTED),
+        (
+            kite_errors.NetworkException("Maximum allowed order modifications exceeded.", code=400),
+            KiteOutcome.REJECTED,
+        ),
         (kite_errors.TokenException("Incorrect `api_key` or `access_token`.", code=403), KiteOutcome.TOKEN),
         (kite_errors.NetworkException("Too many requests", code=429), KiteOutcome.THROTTLED),
         (kite_errors.GeneralException("Service unavailable", code=503), KiteOutcome.UNKNOWN),

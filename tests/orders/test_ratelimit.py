@@ -20,7 +20,9 @@ def test_a_bucket_allows_its_burst_then_paces_at_its_rate(redis_client: redis.Re
     assert bucket.take() == 0.0
 
 
-def test_every_window_stays_within_kites_limits_across_the_fleet(redis_client: redis.Redis, redis_url: str) -> None:
+def test_every_window_stays_within_kites_limits_across_the_fleet(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
     """Three "workers", each with its own Redis connection, hammer one api_key for 2.5 s."""
     sent: list[float] = []
     lock = threading.Lock()

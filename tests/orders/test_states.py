@@ -113,9 +113,7 @@ def test_open_to_open_applies_only_later_or_fuller_updates() -> None:
     assert not is_newer(opened, Progress(S.OPEN, 0, T0 - timedelta(seconds=1)))
 
 
-@given(
-    st.integers(0, 4), st.sampled_from([S.COMPLETE, S.CANCELLED, S.REJECTED]), st.booleans(), st.randoms()
-)
+@given(st.integers(0, 4), st.sampled_from([S.COMPLETE, S.CANCELLED, S.REJECTED]), st.booleans(), st.randoms())
 def test_any_delivery_order_converges_to_the_last_update(
     partial_fills: int, final: OrderStatus, duplicated: bool, rnd: random.Random
 ) -> None:

@@ -128,7 +128,9 @@ def test_a_5xx_is_retried_after_the_lookup_finds_nothing(desk, fleet, kitesim: K
     assert len(tagged(kite_orders(fleet["demo"]), order.kite_tag)) == 1
 
 
-def test_a_429_waits_in_pending_and_does_not_count_against_the_breaker(desk, fleet, kitesim: KitesimThread) -> None:
+def test_a_429_waits_in_pending_and_does_not_count_against_the_breaker(
+    desk, fleet, kitesim: KitesimThread
+) -> None:
     trader, option = desk
     order = market(trader, option)
     faults(kitesim, rest_429_next=1)
@@ -179,7 +181,9 @@ def test_the_breaker_opens_on_5xx_bursts_orders_wait_pending_and_it_closes_again
 def test_an_expired_token_fails_the_order_with_a_clear_reason(desk, fleet, kitesim: KitesimThread) -> None:
     trader, option = desk
     order = market(trader, option)
-    requests.post(f"{kitesim.root}/_sim/expire_tokens", json={"api_key": "demo"}, timeout=5).raise_for_status()
+    requests.post(
+        f"{kitesim.root}/_sim/expire_tokens", json={"api_key": "demo"}, timeout=5
+    ).raise_for_status()
 
     assert order_submit(order_id=order.pk).outcome == "failed"
 
@@ -201,7 +205,9 @@ def test_a_worker_that_died_before_the_kite_call_is_taken_over(desk, fleet) -> N
     trader, option = desk
     order = market(trader, option)
     dead = timezone.now() - timedelta(seconds=1)
-    Order.objects.filter(pk=order.pk).update(status=OrderStatus.SUBMITTING, claim_token="dead", lease_until=dead)
+    Order.objects.filter(pk=order.pk).update(
+        status=OrderStatus.SUBMITTING, claim_token="dead", lease_until=dead
+    )
 
     assert order_submit(order_id=order.pk).outcome == "placed"
 
@@ -235,7 +241,9 @@ def test_a_live_lease_keeps_a_second_delivery_away(desk) -> None:
     trader, option = desk
     order = market(trader, option)
     held = timezone.now() + timedelta(seconds=5)
-    Order.objects.filter(pk=order.pk).update(status=OrderStatus.SUBMITTING, claim_token="busy", lease_until=held)
+    Order.objects.filter(pk=order.pk).update(
+        status=OrderStatus.SUBMITTING, claim_token="busy", lease_until=held
+    )
 
     result = order_submit(order_id=order.pk)
 

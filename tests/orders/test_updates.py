@@ -61,7 +61,11 @@ class TestKiteUpdates:
         assert not apply(order, update(order, "OPEN", at="09:20:01"))
         assert not apply(order, update(order, "TRIGGER PENDING", at="09:20:09"))
 
-        assert (order.status, order.filled_quantity, order.average_price) == ("COMPLETE", 65, Decimal("101.45"))
+        assert (order.status, order.filled_quantity, order.average_price) == (
+            "COMPLETE",
+            65,
+            Decimal("101.45"),
+        )
         assert list(order.events.values_list("status_to", flat=True)) == ["COMPLETE"]
 
     def test_a_duplicate_update_changes_nothing(self) -> None:
@@ -77,7 +81,9 @@ class TestKiteUpdates:
 
         apply(order, update(order, "OPEN"))
         apply(order, update(order, "UPDATE", at="09:21:00", price=101.0))  # modified
-        apply(order, update(order, "UPDATE", at="09:21:00", filled=30, price=101.0))  # a partial fill, same second
+        apply(
+            order, update(order, "UPDATE", at="09:21:00", filled=30, price=101.0)
+        )  # a partial fill, same second
         apply(order, update(order, "COMPLETE", at="09:22:00", filled=65, price=101.0))
         apply(order, update(order, "UPDATE", at="09:21:00", price=102.0))  # a late, older modification
 
@@ -136,13 +142,17 @@ class TestKiteUpdates:
 
 
 @pytest.mark.django_db
-def test_the_sweeper_re_enqueues_overdue_orders_once_per_grace_period(redis_client: redis.Redis, settings) -> None:
+def test_the_sweeper_re_enqueues_overdue_orders_once_per_grace_period(
+    redis_client: redis.Redis, settings
+) -> None:
     settings.ORDER_STUCK_GRACE_S = 30
     long_ago = timezone.now() - timedelta(minutes=5)
     stuck = OrderFactory(status=OrderStatus.PENDING, next_attempt_at=long_ago, enqueued_at=long_ago)
     OrderFactory(status=OrderStatus.PENDING)  # just accepted: its message is on its way
     waiting = OrderFactory(status=OrderStatus.PENDING, next_attempt_at=long_ago + timedelta(minutes=10))
-    OrderFactory(status=OrderStatus.SUBMITTING, lease_until=timezone.now(), enqueued_at=long_ago)  # being worked
+    OrderFactory(
+        status=OrderStatus.SUBMITTING, lease_until=timezone.now(), enqueued_at=long_ago
+    )  # being worked
     lapsed = OrderFactory(status=OrderStatus.SUBMITTING, lease_until=long_ago, enqueued_at=long_ago)
 
     assert sorted(orders_sweep_stuck()) == sorted([stuck.pk, lapsed.pk])
@@ -154,7 +164,9 @@ def test_the_sweeper_re_enqueues_overdue_orders_once_per_grace_period(redis_clie
 
 
 @pytest.mark.django_db
-def test_while_the_queue_has_a_backlog_only_lapsed_leases_are_swept(redis_client: redis.Redis, settings) -> None:
+def test_while_the_queue_has_a_backlog_only_lapsed_leases_are_swept(
+    redis_client: redis.Redis, settings
+) -> None:
     settings.ORDER_STUCK_GRACE_S = 30
     long_ago = timezone.now() - timedelta(minutes=5)
     queued = OrderFactory(status=OrderStatus.PENDING, next_attempt_at=long_ago, enqueued_at=long_ago)
@@ -220,7 +232,10 @@ def test_kite_refusing_a_cancel_is_a_400_with_kites_message(resting, fleet) -> N
     response = trader.api.delete(f"/api/v1/orders/{order.pk}")  # we have not heard of the cancel yet
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "Order cannot be cancelled as it is cancelled.", "kite_error": "OrderException"}
+    assert response.json() == {
+        "detail": "Order cannot be cancelled as it is cancelled.",
+        "kite_error": "OrderException",
+    }
 
 
 @pytest.mark.integration
@@ -235,14 +250,24 @@ def test_kite_down_during_a_cancel_is_a_503(resting, kitesim: KitesimThread) -> 
 
 
 @pytest.mark.integration
-def test_the_sweeper_adopts_what_kite_has_instead_of_re_sending(fleet, settings, redis_client: redis.Redis) -> None:
+def test_the_sweeper_adopts_what_kite_has_instead_of_re_sending(
+    fleet, settings, redis_client: redis.Redis
+) -> None:
     settings.ORDER_MARKET_CLOCK = "kitesim"
     settings.ORDER_STUCK_GRACE_S = 1
     trader, option = make_trader(fleet["demo"]), atm_option()
-    order = Order.objects.get(pk=trader.place(limit_body(option, order_type="MARKET", price=None)).json()["id"])
+    order = Order.objects.get(
+        pk=trader.place(limit_body(option, order_type="MARKET", price=None)).json()["id"]
+    )
     kite_client_for(fleet["demo"]).place_order(
-        variety="regular", exchange=option.exchange, tradingsymbol=option.tradingsymbol, transaction_type="BUY",
-        quantity=65, product="NRML", order_type="MARKET", tag=order.kite_tag,
+        variety="regular",
+        exchange=option.exchange,
+        tradingsymbol=option.tradingsymbol,
+        transaction_type="BUY",
+        quantity=65,
+        product="NRML",
+        order_type="MARKET",
+        tag=order.kite_tag,
     )  # fmt: skip  (a worker placed it and was killed before recording)
     long_ago = timezone.now() - timedelta(minutes=1)
     Order.objects.filter(pk=order.pk).update(
@@ -266,7 +291,10 @@ def test_positions_come_from_kite_and_are_cached_briefly(
 
     first = trader.api.get("/api/v1/positions?account=demo")
     assert first.status_code == 200
-    assert (set(first.json()), first.json()["cached"]) == ({"account", "fetched_at", "net", "day", "cached"}, False)
+    assert (set(first.json()), first.json()["cached"]) == (
+        {"account", "fetched_at", "net", "day", "cached"},
+        False,
+    )
     faults(kitesim, rest_5xx_next=1)
     assert trader.api.get("/api/v1/positions?account=demo").json()["cached"] is True
     time.sleep(0.55)

@@ -43,7 +43,9 @@ LIMIT_BUY = OrderTerms(
 )
 
 
-def invalid(terms: OrderTerms, instrument: InstrumentFacts | None = OPTION, now: datetime = MONDAY_10) -> OrderInvalid:
+def invalid(
+    terms: OrderTerms, instrument: InstrumentFacts | None = OPTION, now: datetime = MONDAY_10
+) -> OrderInvalid:
     with pytest.raises(OrderInvalid) as caught:
         validate_place(terms, instrument, now, max_slices=10)
     return caught.value
@@ -124,7 +126,10 @@ def test_limit_and_sl_need_a_price_market_and_slm_take_none() -> None:
     assert invalid(replace(LIMIT_BUY, order_type="MARKET")).field == "price"
     market = replace(LIMIT_BUY, order_type="MARKET", price=None)
     assert validate_place(market, OPTION, MONDAY_10, max_slices=10).slices == (65,)
-    assert invalid(replace(market, order_type="SL-M", trigger_price=Decimal("90"), price=Decimal("90"))).field == "price"
+    assert (
+        invalid(replace(market, order_type="SL-M", trigger_price=Decimal("90"), price=Decimal("90"))).field
+        == "price"
+    )
 
 
 def test_stop_orders_need_a_trigger_on_the_tick_and_others_take_none() -> None:
@@ -167,7 +172,9 @@ def test_cover_orders_are_mis_market_or_limit_with_a_stop_on_the_right_side() ->
 
 def test_iceberg_orders_split_into_legs_of_whole_lots() -> None:
     iceberg = replace(LIMIT_BUY, variety="iceberg", quantity=650, iceberg_legs=5)
-    assert validate_place(iceberg, OPTION, MONDAY_10, max_slices=10) == Placement(slices=(650,), iceberg_quantity=130)
+    assert validate_place(iceberg, OPTION, MONDAY_10, max_slices=10) == Placement(
+        slices=(650,), iceberg_quantity=130
+    )
     assert invalid(replace(iceberg, iceberg_legs=None)).field == "iceberg_legs"
     assert invalid(replace(iceberg, iceberg_legs=1)).field == "iceberg_legs"
     assert invalid(replace(iceberg, iceberg_legs=51)).field == "iceberg_legs"
@@ -180,7 +187,9 @@ def test_ttl_validity_needs_minutes_and_ioc_excludes_stops() -> None:
     assert invalid(replace(LIMIT_BUY, validity="TTL")).field == "validity_ttl"
     assert invalid(replace(LIMIT_BUY, validity="TTL", validity_ttl=376)).field == "validity_ttl"
     assert invalid(replace(LIMIT_BUY, validity_ttl=5)).field == "validity_ttl"
-    assert validate_place(replace(LIMIT_BUY, validity="TTL", validity_ttl=5), OPTION, MONDAY_10, max_slices=10)
+    assert validate_place(
+        replace(LIMIT_BUY, validity="TTL", validity_ttl=5), OPTION, MONDAY_10, max_slices=10
+    )
     stop_ioc = replace(LIMIT_BUY, order_type="SL", trigger_price=Decimal("100"), validity="IOC")
     assert invalid(stop_ioc).field == "validity"
 
@@ -200,7 +209,12 @@ def test_above_the_freeze_quantity_is_refused_unless_auto_slice_is_asked() -> No
 def test_auto_slicing_is_bounded() -> None:
     huge = replace(LIMIT_BUY, quantity=65 * 300, autoslice=True)  # 12 slices of 27 lots
     assert "at most 10" in invalid(huge).message
-    assert invalid(replace(LIMIT_BUY, variety="co", product="MIS", trigger_price=Decimal("95"), autoslice=True)).field == "autoslice"
+    assert (
+        invalid(
+            replace(LIMIT_BUY, variety="co", product="MIS", trigger_price=Decimal("95"), autoslice=True)
+        ).field
+        == "autoslice"
+    )
 
 
 def test_a_modification_may_not_exceed_the_freeze_quantity() -> None:
@@ -216,7 +230,9 @@ _FIELDS = {
     "trigger_price", "validity", "validity_ttl", "iceberg_legs", "autoslice",
 }  # fmt: skip
 _on_tick = st.integers(-2, 400_000).map(lambda ticks: ticks * Decimal("0.05"))
-_prices = st.one_of(st.none(), _on_tick, st.decimals(min_value=Decimal("-10"), max_value=Decimal("100000"), places=3))
+_prices = st.one_of(
+    st.none(), _on_tick, st.decimals(min_value=Decimal("-10"), max_value=Decimal("100000"), places=3)
+)
 _lots = st.integers(-2, 400).map(lambda lots: lots * 65)
 
 

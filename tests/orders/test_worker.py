@@ -87,7 +87,9 @@ def desk(fleet: dict[str, BrokerAccount], start_worker: Callable[..., WorkerProc
 
 def _kill_pool_children(worker: WorkerProcess) -> None:
     """SIGKILL the prefork children (the one running the task among them); the main process survives."""
-    children = subprocess.run(["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True, check=False)
+    children = subprocess.run(
+        ["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True, check=False
+    )
     for pid in children.stdout.split():
         os.kill(int(pid), signal.SIGKILL)
 
@@ -130,7 +132,9 @@ def test_duplicate_posts_sequential_and_concurrent_make_one_kite_order(desk: Des
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Api-Key {desk.trader.key}")
         try:
-            codes.append(api.post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key").status_code)
+            codes.append(
+                api.post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key").status_code
+            )
         finally:
             connection.close()
 
@@ -147,7 +151,9 @@ def test_duplicate_posts_sequential_and_concurrent_make_one_kite_order(desk: Des
     assert desk.kite_count(order) == 1
 
 
-def test_a_timed_out_response_leaves_one_kite_order_which_is_adopted(desk: Desk, kitesim: KitesimThread) -> None:
+def test_a_timed_out_response_leaves_one_kite_order_which_is_adopted(
+    desk: Desk, kitesim: KitesimThread
+) -> None:
     desk.worker()  # no beat: the submission itself must find the order by its tag
     faults(kitesim, order_timeout_next=1)  # booked at Kite, the answer never comes
     order = desk.market("k1")
@@ -164,9 +170,7 @@ def test_a_timed_out_response_leaves_one_kite_order_which_is_adopted(desk: Desk,
 
 
 @pytest.mark.parametrize("how", ["child", "whole"])
-def test_a_worker_killed_before_the_kite_call_leaves_exactly_one_kite_order(
-    desk: Desk, how: str
-) -> None:
+def test_a_worker_killed_before_the_kite_call_leaves_exactly_one_kite_order(desk: Desk, how: str) -> None:
     first = desk.worker(ORDER_SUBMIT_HOLD_S="2.5")  # claims, then pauses before calling Kite
     order = desk.market("k1")
     until(lambda: _claimed_not_sent(order), timeout=20)
@@ -215,7 +219,9 @@ def test_5xx_and_429_bursts_back_off_open_and_close_the_breaker_without_duplicat
 
     until(lambda: breaker.state().opened >= 1, timeout=30)
     waiting = Order.objects.filter(pk__in=[o.pk for o in orders]).exclude(broker_order_id__isnull=False)
-    assert all(o.status in (OrderStatus.PENDING, OrderStatus.SUBMITTING) for o in waiting)  # waiting, not failed
+    assert all(
+        o.status in (OrderStatus.PENDING, OrderStatus.SUBMITTING) for o in waiting
+    )  # waiting, not failed
 
     until(lambda: Order.objects.filter(broker_order_id__isnull=False).count() == 3, timeout=40)
     opened = breaker.state().opened  # each failed half-open probe opened it again
@@ -227,13 +233,17 @@ def test_5xx_and_429_bursts_back_off_open_and_close_the_breaker_without_duplicat
     assert breaker.state().opened == opened  # 429s belong to the rate limiter, not the breaker
     book = kite_orders(desk.account)
     assert [len(tagged(book, o.kite_tag)) for o in orders] == [1] * 6
-    messages = list(Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("events__message", flat=True))
+    messages = list(
+        Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("events__message", flat=True)
+    )
     assert any("outcome unknown" in m for m in messages) and any("429" in m for m in messages)
 
 
 def test_an_expired_token_fails_the_order_with_a_clear_reason(desk: Desk, kitesim: KitesimThread) -> None:
     desk.worker()
-    requests.post(f"{kitesim.root}/_sim/expire_tokens", json={"api_key": "demo"}, timeout=5).raise_for_status()
+    requests.post(
+        f"{kitesim.root}/_sim/expire_tokens", json={"api_key": "demo"}, timeout=5
+    ).raise_for_status()
     order = desk.market("k1")
 
     until(desk.settled(order), timeout=30)
