@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 from ticks.encrypted_fields import EncryptedTextField
 
@@ -129,8 +129,15 @@ class WatchSpec(models.Model):
             raise ValidationError({"underlying": f"No active options for underlying {self.underlying!r}."})
 
 
+class ClientApiKeyManager(BaseAPIKeyManager):
+    def get_usable_keys(self) -> models.QuerySet["ClientApiKey"]:
+        return super().get_usable_keys().select_related("user")  # one query per authenticated request
+
+
 class ClientApiKey(AbstractAPIKey):
     """A REST client's key (stored hashed), owned by the user it acts as."""
+
+    objects = ClientApiKeyManager()
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
 

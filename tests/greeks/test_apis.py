@@ -106,7 +106,7 @@ def test_the_live_chain_has_both_legs_per_strike_with_greeks(
 ) -> None:
     _stream(chain_frame(WEEKLY))
 
-    with django_assert_num_queries(3):  # key, user, the chain's options
+    with django_assert_num_queries(2):  # key with its user, the chain's options
         response = key_client.get(CHAIN)
 
     assert response.status_code == 200
@@ -226,7 +226,7 @@ def test_at_serves_the_stored_minute_at_or_before(
 ) -> None:
     first, second = two_minutes
 
-    with django_assert_num_queries(3):  # key, user, the minute's rows
+    with django_assert_num_queries(2):  # key with its user, the minute's rows
         early = key_client.get(CHAIN, {"at": _iso(first + 90)}).json()
     late = key_client.get(CHAIN, {"at": _iso(second + 3600)}).json()
 
@@ -248,7 +248,7 @@ def test_history_is_the_iv_at_one_strike_minute_by_minute(
 ) -> None:
     first, second = two_minutes
 
-    with django_assert_num_queries(4):  # key, user, the latest minute, the day's rows
+    with django_assert_num_queries(3):  # key with its user, the latest minute, the day's rows
         response = key_client.get(f"{CHAIN}/history", {"strike": "24800"})
 
     assert response.status_code == 200
@@ -262,7 +262,7 @@ def test_history_is_the_iv_at_one_strike_minute_by_minute(
         assert point["call_iv"] == pytest.approx(expected, abs=1e-8)
         assert point["put_iv"] == pytest.approx(expected, abs=1e-6)
         assert point["iv"] == (point["call_iv"] if forward <= ATM else point["put_iv"])
-    with django_assert_num_queries(3):  # with the day given: no latest-minute query
+    with django_assert_num_queries(2):  # with the day given: no latest-minute query
         assert (
             key_client.get(f"{CHAIN}/history", {"strike": "24800", "date": "2026-12-01"}).status_code == 200
         )
