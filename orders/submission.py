@@ -41,10 +41,10 @@ from orders.kite import (
     facts_from_payload,
     place_params,
 )
+from orders.kite_sync import order_apply_kite_facts
 from orders.models import Order, OrderEvent
 from orders.ratelimit import order_bucket, request_bucket
 from orders.redis_io import orders_redis
-from orders.services import order_apply_kite_facts
 from orders.states import AT_KITE, FINAL, OrderStatus
 from ticks.kite import kite_client_for
 from ticks.models import BrokerAccount

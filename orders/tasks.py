@@ -1,4 +1,4 @@
-"""Celery tasks of the orders queue: thin shells over orders.submission and orders.services."""
+"""Celery tasks of the orders queue: thin shells over orders.submission, orders.services and orders.kite_sync."""
 
 import logging
 from typing import Any
@@ -7,7 +7,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from orders import services
+from orders import kite_sync, services
 from orders.models import OrderEvent
 from orders.submission import order_submit
 
@@ -52,7 +52,7 @@ def submit(self: Task, order_id: int) -> str:
 )
 def apply_kite_update(account_id: int, payload: dict[str, Any]) -> bool:
     """A Kite ``{"type": "order"}`` WebSocket message for one account, from its feed."""
-    return services.order_apply_kite_update(
+    return kite_sync.order_apply_kite_update(
         account_id=account_id, payload=payload, source=OrderEvent.Source.WEBSOCKET
     )
 
@@ -60,10 +60,10 @@ def apply_kite_update(account_id: int, payload: dict[str, Any]) -> bool:
 @shared_task(name="orders.reconcile", ignore_result=True, soft_time_limit=60, time_limit=90)
 def reconcile() -> int:
     """Beat: poll Kite's order book for accounts with live orders."""
-    return services.orders_reconcile()
+    return kite_sync.orders_reconcile()
 
 
 @shared_task(name="orders.sweep_stuck", ignore_result=True, soft_time_limit=60, time_limit=90)
 def sweep_stuck() -> int:
     """Beat: re-enqueue orders stuck in PENDING/SUBMITTING, after reconciling them by tag."""
-    return len(services.orders_sweep_stuck())
+    return len(kite_sync.orders_sweep_stuck())

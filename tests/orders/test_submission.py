@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from kitesim.testing import KitesimThread
 from orders.breaker import CircuitBreaker
+from orders.kite_sync import orders_reconcile
 from orders.models import Order
 from orders.redis_io import orders_redis
-from orders.services import orders_reconcile
 from orders.states import OrderStatus
 from orders.submission import order_submit
 from tests.orders.conftest import Trader, limit_body, make_trader

@@ -11,8 +11,9 @@ import redis
 from django.utils import timezone
 
 from kitesim.testing import KitesimThread
+from orders.kite_sync import order_apply_kite_update, orders_reconcile, orders_sweep_stuck
 from orders.models import Order, OrderEvent
-from orders.services import order_apply_kite_update, orders_enqueue, orders_reconcile, orders_sweep_stuck
+from orders.services import orders_enqueue
 from orders.states import OrderStatus
 from orders.submission import order_submit
 from orders.tasks import apply_kite_update
@@ -111,7 +112,7 @@ class TestKiteUpdates:
         order = OrderFactory(status=OrderStatus.OPEN, broker_order_id="260817000000001")
         other = OrderFactory(account=order.account, kite_tag="t" * 20)
 
-        with caplog.at_level(logging.ERROR, logger="orders.services"):
+        with caplog.at_level(logging.ERROR, logger="orders.kite_sync"):
             assert apply(other, update(other, "OPEN", order_id="260817000000002"))
             assert not apply(order, update(order, "COMPLETE", order_id="260817000000777"))
 
@@ -120,7 +121,7 @@ class TestKiteUpdates:
     def test_a_failed_order_is_adopted_if_kite_shows_it_after_all(self, caplog) -> None:
         order = OrderFactory(status=OrderStatus.FAILED)
 
-        with caplog.at_level(logging.ERROR, logger="orders.services"):
+        with caplog.at_level(logging.ERROR, logger="orders.kite_sync"):
             assert apply(order, update(order, "OPEN"))
 
         assert order.status == OrderStatus.OPEN

@@ -20,9 +20,9 @@ from rest_framework.test import APIClient
 
 from kitesim.testing import KitesimThread
 from orders.breaker import CircuitBreaker
+from orders.kite_sync import orders_reconcile
 from orders.models import Order
 from orders.redis_io import orders_redis
-from orders.services import orders_reconcile
 from orders.states import FINAL, OrderStatus
 from tests.orders.conftest import Trader, limit_body, make_trader
 from tests.orders.kitebook import atm_option, faults, kite_orders, tagged
