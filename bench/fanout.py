@@ -1,14 +1,17 @@
 """Live chains to many browsers: kitesim -> feed worker (greeks, fan-out) -> web -> N WebSocket clients.
 
-Starts kitesim, a Celery feeds worker and the web process (uvicorn) as their own processes on a
-bench database and Redis database 12, then connects N clients (N = 1, 100, 500), each subscribed
-to one of 4 NIFTY chains, plus one client that never reads. Prints per N: delta latency from the
-feed receiving the frame to the client receiving the delta (p50/p99; the kitesim -> feed loopback
-hop is not included), deltas/s received, the web process's CPU and RSS, and the never-reading
-client's effect. Latency is given for the newest row of each delta (how fresh the client's view is)
-and for the oldest (the longest any row waited for conflation, bounded by STREAM_FLUSH_MS).
+Starts kitesim, a Celery feeds worker and the web process (uvicorn, as in the Procfile) as their own
+processes on a bench database and Redis database 12, then connects N clients (N = 1, 100, 500; each
+offers permessage-deflate as browsers do), each subscribed to one of 4 NIFTY chains, and for the N
+in --slow runs again with one more client that subscribes and never reads. Prints per round: delta
+latency from the feed receiving the frame to the client receiving the delta (p50/p99; the kitesim ->
+feed loopback hop is bench/feed_throughput.py's), deltas/s received, the web process's CPU and RSS,
+this process's CPU (the clients share the same 2 cores), how long the N snapshots took, any
+connection that failed, and what became of the slow client. Latency is given for the newest row of
+each delta (how fresh the client's view is) and for the oldest (the longest any row waited for
+conflation, bounded by STREAM_FLUSH_MS).
 
-    .venv/bin/python bench/fanout.py [--seconds 15] [--clients 1,100,500]
+    .venv/bin/python bench/fanout.py [--seconds 15] [--clients 1,100,500] [--slow 100]
 """
 
 import argparse
@@ -19,9 +22,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +49,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
 from tests.waiting import until  # noqa: E402
 from ticks.models import BrokerAccount, ClientApiKey, WatchSpec  # noqa: E402
@@ -55,8 +62,9 @@ WEB_PORT = 18000
 
 def _spawn(command: list[str], log: str) -> subprocess.Popen[bytes]:
     out = (ROOT / "var" / log).open("w")
-    # Our own interpreter with fixed arguments: no untrusted input.
-    return subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+    return subprocess.Popen(  # noqa: S603 - our own interpreter with fixed arguments
+        command, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _prepare() -> list[str]:
@@ -90,54 +98,113 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def _client(url: str, chain: str, latencies: list[tuple[float, float]], stop: asyncio.Event) -> None:
-    async with connect(url, max_size=None, open_timeout=60) as ws:
-        await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
-        while not stop.is_set():
-            try:
-                message = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
-            except TimeoutError:
-                continue
-            if message.get("type") == "delta" and message.get("received_at"):
+@dataclass
+class Round:
+    """What the clients of one round saw."""
+
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (newest row, oldest row) seconds
+    snapshots: int = 0
+    failures: Counter[str] = field(default_factory=Counter)  # how connections ended early, by reason
+    slow_client: str = "connected to the end"
+
+
+def _timing(text: str) -> tuple[float, float] | None:
+    """A delta's feed-receipt times. The server writes them last (ticks.stream.delta_text), so the
+    client parses only the tail: 500 clients share this process's core with nothing to spare."""
+    at = text.rfind(',"received_at":')
+    if not text.startswith('{"type":"delta"') or at < 0:
+        return None
+    times = json.loads("{" + text[at + 1 :])
+    if times["received_at"] is None:
+        return None
+    return times["newest_received_at"], times["received_at"]
+
+
+async def _client(url: str, chain: str, seen: Round, stop: asyncio.Event) -> None:
+    try:
+        async with connect(url, max_size=None, open_timeout=120, ping_timeout=None) as ws:
+            await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
+            while not stop.is_set():
+                try:
+                    text = await asyncio.wait_for(ws.recv(), 1.0)
+                except TimeoutError:
+                    continue
                 now = time.time()
-                latencies.append((now - message["newest_received_at"], now - message["received_at"]))
+                timing = _timing(text)
+                if timing is not None:
+                    seen.latencies.append((now - timing[0], now - timing[1]))
+                elif json.loads(text)["type"] == "snapshot":  # rare: parse it whole
+                    seen.snapshots += 1
+    except ConnectionClosed as closed:
+        seen.failures[f"closed {closed.rcvd.code if closed.rcvd else 'without a close frame'}"] += 1
+    except (OSError, TimeoutError, InvalidHandshake) as error:
+        seen.failures[type(error).__name__] += 1
 
 
-async def _never_reads(url: str, chain: str, stop: asyncio.Event) -> None:
-    async with connect(url, max_queue=1) as ws:
+async def _never_reads(url: str, chain: str, seen: Round, stop: asyncio.Event) -> None:
+    """Subscribes, then never reads: its TCP window fills and the server must not wait on it."""
+    started = time.monotonic()
+    async with connect(url, max_queue=1, ping_timeout=None) as ws:
         await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
-        await stop.wait()
+        closed = asyncio.ensure_future(ws.wait_closed())
+        await asyncio.wait([closed, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if closed.done():
+            code = ws.close_code
+            seen.slow_client = f"dropped by the server with {code} after {time.monotonic() - started:.0f} s"
 
 
-async def _round(n: int, chains: list[str], key: str, seconds: float, web_pid: int) -> None:
+async def _round(n: int, chains: list[str], key: str, seconds: float, web_pid: int, slow: bool) -> None:
     url = f"ws://127.0.0.1:{WEB_PORT}/ws/stream/?api_key={key}"
-    latencies: list[tuple[float, float]] = []
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(_client(url, chains[i % len(chains)], latencies, stop)) for i in range(n)]
-    tasks.append(asyncio.create_task(_never_reads(url, chains[0], stop)))
-    await asyncio.sleep(5)  # connections open, snapshots go by
-    latencies.clear()
-    cpu0, t0 = _cpu_seconds(web_pid), time.monotonic()
+    seen, stop = Round(), asyncio.Event()
+    tasks = [asyncio.create_task(_client(url, chains[i % len(chains)], seen, stop)) for i in range(n)]
+    if slow:
+        tasks.append(asyncio.create_task(_never_reads(url, chains[0], seen, stop)))
+    connecting = time.monotonic()
+    while seen.snapshots + sum(seen.failures.values()) < n and time.monotonic() - connecting < 120:
+        await asyncio.sleep(0.1)
+    connected_in = time.monotonic() - connecting
+    await asyncio.sleep(2)  # the snapshots' aftermath settles
+    seen.latencies.clear()
+    cpu0, own0, t0 = _cpu_seconds(web_pid), _own_cpu_seconds(), time.monotonic()
     await asyncio.sleep(seconds)
-    cpu, wall, samples = _cpu_seconds(web_pid) - cpu0, time.monotonic() - t0, np.array(latencies) * 1000
-    samples = samples.reshape(-1, 2)
+    wall = time.monotonic() - t0
+    cpu, own = _cpu_seconds(web_pid) - cpu0, _own_cpu_seconds() - own0
+    samples = np.array(seen.latencies, dtype=float).reshape(-1, 2) * 1000
     stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*tasks)
+    label = f"{n:>4} clients{' + 1 slow' if slow else '':9}"
+    setup = f"{seen.snapshots} snapshots in {connected_in:4.1f} s"
+    if seen.failures:
+        setup += f", failed: {dict(seen.failures)}"
     if len(samples) == 0:
-        print(f"{n:>5} clients  no deltas received")
+        print(f"{label} no deltas received ({setup})")
         return
     fresh, oldest = samples[:, 0], samples[:, 1]
     print(
-        f"{n:>5} clients  newest row p50 {np.percentile(fresh, 50):6.1f} p99 {np.percentile(fresh, 99):6.1f} ms"
-        f"  oldest row p50 {np.percentile(oldest, 50):6.1f} p99 {np.percentile(oldest, 99):6.1f} ms"
-        f"  {len(samples) / wall:6.0f} deltas/s  web CPU {cpu / wall * 100:3.0f}%  RSS {_rss_mb(web_pid):4.0f} MB"
+        f"{label} newest row p50 {np.percentile(fresh, 50):5.1f} p99 {np.percentile(fresh, 99):6.1f} ms"
+        f"  oldest row p50 {np.percentile(oldest, 50):5.1f} p99 {np.percentile(oldest, 99):6.1f} ms"
+        f"  {len(samples) / wall:5.0f} deltas/s  web CPU {cpu / wall * 100:3.0f}%"
+        f" RSS {_rss_mb(web_pid):4.0f} MB  clients' CPU {own / wall * 100:3.0f}%  ({setup})"
     )
+    if slow:
+        print(f"{'':23}the slow client: {seen.slow_client}")
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", default="1,100,500")
+    parser.add_argument(
+        "--slow",
+        type=lambda text: {int(n) for n in text.split(",")},
+        default={100},
+        help="client counts to run again with one client that never reads",
+    )
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
     python = sys.executable
@@ -184,7 +251,9 @@ def main() -> None:
         until(lambda: redis_client().hlen("greeks:latest") > 50, timeout=60)
         print(f"4 chains ({', '.join(chains)}), one feed, deltas every <= 100 ms per connection")
         for n in (int(c) for c in args.clients.split(",")):
-            asyncio.run(_round(n, chains, key, args.seconds, web.pid))
+            uvloop.run(_round(n, chains, key, args.seconds, web.pid, slow=False))
+            if n in args.slow:
+                uvloop.run(_round(n, chains, key, args.seconds, web.pid, slow=True))
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -1,22 +1,24 @@
 """Per-connection conflation for the live stream (pure: no Channels, no clock).
 
-The group-message handler only merges rows into ``pending`` (latest value per token) and chain
+The group-message handler only merges rows into ``pending`` (latest row per token, as the JSON
+text the feed encoded once; see ticks.stream) and chain
 fields into ``chains`` (latest per chain), so a slow client holds at most one row per subscribed
 token however many frames arrive; the flush loop takes everything pending at most once per
 interval and numbers it, so a client that sees a gap in ``seq`` asks for a fresh snapshot.
 """
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 Row = dict[str, Any]
+RowText = str  # one row, JSON-encoded by the feed
 
 
 @dataclass(frozen=True, slots=True)
 class Delta:
     seq: int
-    rows: list[Row]
+    rows: list[RowText]
     chains: dict[str, Row]
     received_at: float | None  # when the feed received the oldest frame in this delta (epoch s)
     newest_received_at: float | None  # ... and the newest: how fresh the delta is
@@ -24,17 +26,22 @@ class Delta:
 
 @dataclass
 class Conflator:
-    pending: dict[int, Row] = field(default_factory=dict)
+    pending: dict[int, RowText] = field(default_factory=dict)
     chains: dict[str, Row] = field(default_factory=dict)
     seq: int = 0
     received_at: float | None = None
     newest_received_at: float | None = None
 
-    def merge(self, rows: Iterable[Row], wanted: Collection[int], received_at: float | None = None) -> None:
+    def merge(
+        self,
+        tokens: Sequence[int],
+        rows: Sequence[RowText],
+        wanted: Collection[int],
+        received_at: float | None = None,
+    ) -> None:
         """Keep the newest row of every wanted token; rows of other tokens are ignored."""
         kept = False
-        for row in rows:
-            token = row["instrument_token"]
+        for token, row in zip(tokens, rows, strict=True):
             if token in wanted:
                 self.pending[token] = row
                 kept = True
@@ -63,9 +70,7 @@ class Conflator:
         return delta
 
     def restart(self) -> int:
-        """A snapshot replaces everything pending; deltas continue after its sequence number."""
-        self.pending.clear()
-        self.chains.clear()
-        self.received_at = self.newest_received_at = None
+        """Number a snapshot; deltas continue after it. Rows merged while the snapshot was read stay
+        pending: the snapshot may predate them, and sending a row twice is harmless, missing it not."""
         self.seq += 1
         return self.seq

@@ -24,7 +24,15 @@ from django.conf import settings
 
 from ticks.conflation import Conflator
 from ticks.models import ClientApiKey
-from ticks.stream import StreamError, chain_groups, stream_snapshot, token_groups
+from ticks.snapshots import shared_snapshot
+from ticks.stream import (
+    ROWS_MESSAGE,
+    ChainSubscription,
+    StreamError,
+    chain_subscription,
+    delta_text,
+    token_groups,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +51,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         self.conflator = Conflator()
         self.dirty = asyncio.Event()
-        self.chains: dict[str, set[str]] = {}  # chain -> its groups
+        self.chains: dict[str, ChainSubscription] = {}
         self.tokens: set[int] = set()
         self.token_groups: set[str] = set()
-        self.wanted: set[int] = set()
+        self.wanted: set[int] = set()  # the chains' tokens and the subscribed tokens
         await self.accept()
         self.flusher = asyncio.create_task(self._flush_loop())
 
@@ -64,9 +72,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except StreamError as error:
             await self._send({"type": "error", "message": error.message, "field": error.field})
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Group messages skip Channels' per-message database housekeeping (a thread hop each:
+        at 500 connections it was a quarter of the web process's CPU); merging touches no database."""
+        if message["type"] == ROWS_MESSAGE:
+            await self.stream_rows(message)
+        else:
+            await super().dispatch(message)
+
     async def stream_rows(self, event: dict[str, Any]) -> None:
         """Group message from the feed's fan-out hook: merge only; the flush loop sends."""
-        self.conflator.merge(event["rows"], self.wanted, received_at=event.get("received_at"))
+        self.conflator.merge(
+            event["tokens"], event["rows"], self.wanted, received_at=event.get("received_at")
+        )
         chain = event.get("chain")
         if chain in self.chains:
             self.conflator.merge_chain(chain, event.get("fields", {}))
@@ -86,25 +104,26 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _subscribe_chain(self, chain: str) -> None:
         if chain not in self.chains and len(self.chains) >= settings.STREAM_MAX_CHAINS:
             raise StreamError(f"at most {settings.STREAM_MAX_CHAINS} chains per connection", field="chain")
-        groups = await database_sync_to_async(chain_groups)(chain)
-        for group in groups - self._groups():
+        subscription = await database_sync_to_async(chain_subscription)(chain)
+        self.wanted |= subscription.tokens
+        for group in subscription.groups - self._groups():
             await self.channel_layer.group_add(group, self.channel_name)
-        self.chains[chain] = groups
+        self.chains[chain] = subscription
         await self._snapshot_chain(chain)
 
     async def _snapshot_chain(self, chain: str) -> None:
         if chain not in self.chains:
             raise StreamError(f"not subscribed to {chain!r}", field="chain")
-        snapshot = await database_sync_to_async(stream_snapshot)(chain)
-        self.wanted |= {row["instrument_token"] for row in snapshot["rows"]} | set(snapshot["companions"])
+        snapshot = await shared_snapshot(chain)
         await self._send({"type": "snapshot", "chain": chain, "seq": self.conflator.restart(), **snapshot})
 
     async def _unsubscribe_chain(self, chain: str) -> None:
-        groups = self.chains.pop(chain, None)
-        if groups is None:
+        subscription = self.chains.pop(chain, None)
+        if subscription is None:
             raise StreamError(f"not subscribed to {chain!r}", field="chain")
-        for group in groups - self._groups():
+        for group in subscription.groups - self._groups():
             await self.channel_layer.group_discard(group, self.channel_name)
+        self._rewant()
 
     async def _subscribe_tokens(self, tokens: object) -> None:
         wanted = _tokens(tokens)
@@ -118,13 +137,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.wanted |= wanted
 
     async def _unsubscribe_tokens(self, tokens: object) -> None:
-        dropped = _tokens(tokens)
-        self.tokens -= dropped
-        self.wanted -= dropped
+        self.tokens -= _tokens(tokens)
+        self._rewant()
+
+    def _rewant(self) -> None:
+        self.wanted = self.tokens.union(*(subscription.tokens for subscription in self.chains.values()))
 
     def _groups(self) -> set[str]:
-        chain_groups_in_use = set().union(*self.chains.values()) if getattr(self, "chains", None) else set()
-        return chain_groups_in_use | getattr(self, "token_groups", set())
+        chains = getattr(self, "chains", {})
+        return set(getattr(self, "token_groups", set())).union(*(sub.groups for sub in chains.values()))
 
     async def _flush_loop(self) -> None:
         """Send pending rows as soon as the send budget allows: STREAM_FLUSH_MS per delta on average,
@@ -147,21 +168,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
             delta = self.conflator.take()
             if delta is not None:
                 budget -= 1
-                await self._send(
-                    {
-                        "type": "delta",
-                        "seq": delta.seq,
-                        "rows": delta.rows,
-                        "chains": delta.chains,
-                        "received_at": delta.received_at,
-                        "newest_received_at": delta.newest_received_at,
-                    }
-                )
+                await self._send_text(delta_text(delta))
 
     async def _send(self, message: dict[str, Any]) -> None:
+        await self._send_text(json.dumps(message))
+
+    async def _send_text(self, text: str) -> None:
         """Send, or drop the client that cannot drain for STREAM_SLOW_CLIENT_S."""
         try:
-            await asyncio.wait_for(self.send(text_data=json.dumps(message)), settings.STREAM_SLOW_CLIENT_S)
+            async with asyncio.timeout(settings.STREAM_SLOW_CLIENT_S):
+                await self.send(text_data=text)
         except TimeoutError:
             logger.warning("stream %s: client too slow, closing", self.channel_name)
             await self.close(code=CLOSE_TOO_SLOW, reason="client too slow to receive")

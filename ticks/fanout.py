@@ -1,8 +1,11 @@
-"""The feed's fan-out hook: one channel-layer message per chain (and per underlying) per frame.
+"""The feed's fan-out hook: one channel-layer message per chain per frame.
 
 It runs after the greeks hook on the same frame and sends each chain's option rows, with their
-greeks, to ``chain.<U>.<expiry>``, and the index and futures rows to ``underlying.<U>``. With the
-Redis pub/sub layer each group_send is one PUBLISH, however many browsers watch.
+greeks, and its underlying's index and futures rows to ``chain.<U>.<expiry>``: one message per
+frame per chain, so a dashboard gets one delta per frame (two messages per frame would need two
+deltas and exhaust the connection's send budget, measured with bench/fanout.py). The index and
+futures rows also go to ``underlying.<U>`` for scripts that subscribe to those tokens alone. With
+the Redis pub/sub layer each group_send is one PUBLISH, however many browsers watch.
 """
 
 from typing import Any
@@ -14,10 +17,14 @@ from greeks.hook import GreeksHook
 from greeks.records import GreeksRecords
 from greeks.status import GreeksStatus
 from greeks.tickpath import KIND_CE, KIND_PE, FrameGreeks, InstrumentTable
+from ticks.conflation import Row
 from ticks.feeds.pipeline import TickBatch
-from ticks.stream import chain_group, underlying_group
+from ticks.stream import chain_group, rows_message, underlying_group
 
-GREEK_FIELDS = ("iv", "iv_mid", "delta", "gamma", "theta", "vega")
+# Decimals kept on the wire: beyond what any screen shows, and rows ~40 % shorter than full floats,
+# which every connection pays for in compression and parsing (the REST chain has full precision).
+GREEK_DECIMALS = {"iv": 6, "iv_mid": 6, "delta": 6, "gamma": 8, "theta": 4, "vega": 4}
+CHANGE_DECIMALS = 4
 STATUS_LABELS = {int(status): status.label for status in GreeksStatus}
 
 
@@ -33,15 +40,24 @@ class StreamFanoutHook:
         rows, known = table.lookup(batch.ticks["instrument_token"])
         frame = batch.derived.get("greeks")
         options = known & np.isin(table.kind[rows], (KIND_CE, KIND_PE))
-        for chain_id in np.unique(table.chain[rows[options]]):
+        companions = _companion_rows(batch.ticks, known & ~options, rows, table)
+        chain_ids = {int(chain_id) for chain_id in np.unique(table.chain[rows[options]])}
+        chain_ids |= {i for i, chain in enumerate(table.chains) if chain.underlying in companions}
+        for chain_id in sorted(chain_ids):
             mask = options & (table.chain[rows] == chain_id)
-            await self._send_chain(batch.ticks, mask, table, int(chain_id), frame, batch.received_at)
-        await self._send_companions(batch.ticks, known & ~options, rows, table, batch.received_at)
+            underlying_rows = companions.get(table.chains[chain_id].underlying, [])
+            await self._send_chain(
+                batch.ticks, mask, underlying_rows, table, chain_id, frame, batch.received_at
+            )
+        for underlying, companion_rows in companions.items():
+            message = rows_message(companion_rows, received_at=batch.received_at)
+            await self._layer.group_send(underlying_group(underlying), message)
 
     async def _send_chain(
         self,
         ticks: npt.NDArray[np.void],
         mask: npt.NDArray[np.bool_],
+        underlying_rows: list[Row],
         table: InstrumentTable,
         chain_id: int,
         frame: FrameGreeks | None,
@@ -50,35 +66,33 @@ class StreamFanoutHook:
         chain = table.chains[chain_id]
         selected = ticks[mask]
         records = _records_for(selected["instrument_token"], frame)
-        message: dict[str, Any] = {"type": "stream.rows", "rows": _option_rows(selected, records)}
-        message["received_at"] = received_at
-        message["chain"] = f"{chain.underlying}:{chain.expiry.isoformat()}"
-        message["fields"] = _chain_fields(frame, chain_id, table)
+        message = rows_message(
+            _option_rows(selected, records) + underlying_rows,
+            received_at=received_at,
+            chain=f"{chain.underlying}:{chain.expiry.isoformat()}",
+            fields=_chain_fields(frame, chain_id, table),
+        )
         await self._layer.group_send(chain_group(chain.underlying, chain.expiry), message)
 
-    async def _send_companions(
-        self,
-        ticks: npt.NDArray[np.void],
-        mask: npt.NDArray[np.bool_],
-        rows: npt.NDArray[np.intp],
-        table: InstrumentTable,
-        received_at: float,
-    ) -> None:
-        if not mask.any():
-            return
-        by_underlying: dict[str, list[dict[str, Any]]] = {}
-        for tick, row in zip(ticks[mask], rows[mask].tolist(), strict=True):
-            underlying = _underlying_of(table, row)
-            if underlying is not None:
-                by_underlying.setdefault(underlying, []).append(_companion_row(tick))
-        for underlying, companion_rows in by_underlying.items():
-            message = {"type": "stream.rows", "rows": companion_rows, "received_at": received_at}
-            await self._layer.group_send(underlying_group(underlying), message)
+
+def _companion_rows(
+    ticks: npt.NDArray[np.void],
+    mask: npt.NDArray[np.bool_],
+    rows: npt.NDArray[np.intp],
+    table: InstrumentTable,
+) -> dict[str, list[Row]]:
+    """The frame's index and futures rows, by underlying."""
+    by_underlying: dict[str, list[Row]] = {}
+    for tick, row in zip(ticks[mask], rows[mask].tolist(), strict=True):
+        underlying = _underlying_of(table, row)
+        if underlying is not None:
+            by_underlying.setdefault(underlying, []).append(_companion_row(tick))
+    return by_underlying
 
 
 def _records_for(tokens: npt.NDArray[np.int64], frame: FrameGreeks | None) -> GreeksRecords | None:
     """The frame's greeks record of each token, aligned; None when the greeks hook computed none."""
-    if frame is None or frame.tokens.size == 0:
+    if frame is None or frame.tokens.size == 0 or tokens.size == 0:
         return None
     order = np.argsort(frame.tokens)
     at = np.searchsorted(frame.tokens, tokens, sorter=order)
@@ -93,15 +107,17 @@ def _option_rows(ticks: npt.NDArray[np.void], records: GreeksRecords | None) -> 
     columns: dict[str, list[Any]] = {
         "instrument_token": ticks["instrument_token"].tolist(),
         "last_price": ticks["last_price"].tolist(),
-        "change": ticks["change"].tolist(),
+        "change": np.round(ticks["change"], CHANGE_DECIMALS).tolist(),
         "bid": ticks["bid_price"][:, 0].tolist(),
         "ask": ticks["ask_price"][:, 0].tolist(),
         "oi": ticks["oi"].tolist(),
         "volume": ticks["volume_traded"].tolist(),
     }
     if records is not None:
-        for name in GREEK_FIELDS:
-            columns[name] = [None if np.isnan(v) else v for v in records[name].tolist()]
+        for name, decimals in GREEK_DECIMALS.items():
+            columns[name] = [
+                None if v != v else v for v in np.round(records[name], decimals).tolist()
+            ]  # NaN -> null
         columns["status"] = [
             None if np.isnan(s) else STATUS_LABELS[int(s)] for s in records["status"].tolist()
         ]
@@ -134,5 +150,5 @@ def _companion_row(tick: np.void) -> dict[str, Any]:
     return {
         "instrument_token": int(tick["instrument_token"]),
         "last_price": float(tick["last_price"]),
-        "change": float(tick["change"]),
+        "change": round(float(tick["change"]), CHANGE_DECIMALS),
     }

@@ -1,13 +1,19 @@
 """What the live stream carries: group names, chain snapshots, and the row format of deltas.
 
 Fan-out groups (one group_send per group per frame, never per tick):
-  ``chain.<UNDERLYING>.<YYYY-MM-DD>``  the options of one chain
-  ``underlying.<UNDERLYING>``          its index and futures (the forward's sources)
-A token subscription joins the groups its tokens travel in; the consumer keeps only the rows it
-asked for.
+  ``chain.<UNDERLYING>.<YYYY-MM-DD>``  the options of one chain, with its index and futures
+  ``underlying.<UNDERLYING>``          the index and futures alone (the forward's sources)
+A chain subscription joins its chain group; a token subscription joins the groups its tokens
+travel in. Either way the consumer keeps only the rows it asked for.
+
+Rows travel pre-encoded: the feed turns each row into its JSON text once per frame
+(:func:`rows_message`), consumers keep those texts per token and splice them into their deltas
+(:func:`delta_text`), so no web process decodes or re-encodes a row per connection.
 """
 
-from dataclasses import asdict
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -15,9 +21,11 @@ from django.conf import settings
 
 from greeks.selectors import Chain, greeks_chain_live
 from tickerproject.exceptions import NotFoundError
+from ticks.conflation import Delta, Row
 from ticks.models import Instrument
 
 OPTION_TYPES = (Instrument.Type.CE, Instrument.Type.PE)
+ROWS_MESSAGE = "stream.rows"  # the consumer's handler: StreamConsumer.stream_rows
 
 
 class StreamError(Exception):
@@ -35,6 +43,39 @@ def underlying_group(underlying: str) -> str:
     return f"underlying.{underlying}"
 
 
+def rows_message(
+    rows: Sequence[Row],
+    *,
+    received_at: float | None = None,
+    chain: str | None = None,
+    fields: Row | None = None,
+) -> dict[str, Any]:
+    """The group message for one frame's rows: their tokens, and each row as JSON text."""
+    message: dict[str, Any] = {
+        "type": ROWS_MESSAGE,
+        "tokens": [row["instrument_token"] for row in rows],
+        "rows": [json.dumps(row, separators=(",", ":")) for row in rows],
+        "received_at": received_at,
+    }
+    if chain is not None:
+        message["chain"] = chain
+        message["fields"] = fields or {}
+    return message
+
+
+def delta_text(delta: Delta) -> str:
+    """A delta frame from rows already in JSON text: the rows are spliced in, not re-encoded."""
+    rest = json.dumps(
+        {
+            "chains": delta.chains,
+            "received_at": delta.received_at,
+            "newest_received_at": delta.newest_received_at,
+        },
+        separators=(",", ":"),
+    )
+    return f'{{"type":"delta","seq":{delta.seq},"rows":[{",".join(delta.rows)}],{rest[1:]}'
+
+
 def chain_parse(chain: object) -> tuple[str, date]:
     """``"NIFTY:2026-12-01"`` -> ("NIFTY", date); StreamError naming ``chain`` otherwise."""
     if not isinstance(chain, str) or chain.count(":") != 1:
@@ -49,13 +90,27 @@ def chain_parse(chain: object) -> tuple[str, date]:
     return underlying, expiry
 
 
-def chain_groups(chain: object) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class ChainSubscription:
+    groups: frozenset[str]  # what to join
+    tokens: frozenset[int]  # what to keep: the chain's options, its index and futures
+
+
+def chain_subscription(chain: object) -> ChainSubscription:
+    """The groups and tokens of a chain, known before its snapshot is read, so that no frame
+    published while the snapshot is built is dropped."""
     underlying, expiry = chain_parse(chain)
-    if not Instrument.objects.filter(
-        name=underlying, expiry=expiry, instrument_type__in=OPTION_TYPES, is_active=True
-    ).exists():
+    options = set(
+        Instrument.objects.filter(
+            name=underlying, expiry=expiry, instrument_type__in=OPTION_TYPES, is_active=True
+        ).values_list("instrument_token", flat=True)
+    )
+    if not options:
         raise StreamError(f"unknown chain {chain!r}", field="chain")
-    return {chain_group(underlying, expiry), underlying_group(underlying)}
+    return ChainSubscription(
+        groups=frozenset({chain_group(underlying, expiry)}),
+        tokens=frozenset(options | set(_companions(underlying))),
+    )
 
 
 def token_groups(tokens: list[int]) -> set[str]:

@@ -20,7 +20,7 @@ from tests.ticks.factories import OptionFactory, UserFactory
 from tickerproject.asgi import application
 from ticks.consumers import StreamConsumer
 from ticks.models import ClientApiKey
-from ticks.stream import chain_group
+from ticks.stream import chain_group, rows_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
@@ -148,7 +148,7 @@ async def test_deltas_are_conflated_and_numbered_after_the_snapshot(chain: list[
             {"instrument_token": chain[0], "last_price": float(price)},
             {"instrument_token": 1, "last_price": 1.0},
         ]
-        await layer.group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
+        await layer.group_send(chain_group("NIFTY", EXPIRY), rows_message(rows))
     deltas = []
     while sum(len(d["rows"]) for d in deltas) == 0 or deltas[-1]["rows"][-1]["last_price"] != 100.0:
         deltas.append(await communicator.receive_json_from(timeout=2))
@@ -165,7 +165,7 @@ async def test_token_subscriptions_receive_only_their_tokens(chain: list[int], c
     await asyncio.sleep(0.1)
 
     rows = [{"instrument_token": token, "last_price": 5.0} for token in chain]
-    await layer.group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
+    await layer.group_send(chain_group("NIFTY", EXPIRY), rows_message(rows))
     delta = await communicator.receive_json_from(timeout=2)
 
     assert delta["type"] == "delta" and [row["instrument_token"] for row in delta["rows"]] == [chain[1]]
@@ -203,14 +203,16 @@ async def test_a_client_that_cannot_drain_is_closed_with_a_reason(settings) -> N
     assert sent == [{"code": 4408, "reason": "client too slow to receive"}]
 
 
-async def test_an_idle_consumer_outlives_the_redis_socket_timeout_trap(chain: list[int], client: Client) -> None:
+async def test_an_idle_consumer_outlives_the_redis_socket_timeout_trap(
+    chain: list[int], client: Client
+) -> None:
     """redis-py 8's 5 s socket timeout killed idle channels-redis consumers (channels_redis#422)."""
     await client.send_json_to({"action": "subscribe", "chain": CHAIN})
     await client.receive_json_from()
 
     await asyncio.sleep(32)
     rows = [{"instrument_token": chain[0], "last_price": 7.0}]
-    await get_channel_layer().group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
+    await get_channel_layer().group_send(chain_group("NIFTY", EXPIRY), rows_message(rows))
 
     delta = await client.receive_json_from(timeout=5)
     assert (delta["type"], delta["rows"]) == ("delta", rows)

@@ -1,5 +1,6 @@
 """The fan-out hook after the greeks hook: one message per chain and per underlying per frame."""
 
+import json
 from typing import Any
 
 import numpy as np
@@ -57,14 +58,19 @@ async def test_one_message_per_chain_and_underlying_with_greeks_and_forward(
     assert sorted(groups) == sorted([f"chain.NIFTY.{WEEKLY}", f"chain.NIFTY.{MONTHLY}", "underlying.NIFTY"])
     messages = dict(layer.sent)
     weekly = messages[f"chain.NIFTY.{WEEKLY}"]
+    weekly_rows = [json.loads(row) for row in weekly["rows"]]
     assert weekly["type"] == "stream.rows" and weekly["received_at"] == 123.5
     assert weekly["chain"] == f"NIFTY:{WEEKLY}"
-    assert len(weekly["rows"]) == 42  # 21 strikes x CE/PE
-    ok = [row for row in weekly["rows"] if row["status"] == "ok"]
+    assert weekly["tokens"] == [row["instrument_token"] for row in weekly_rows]
+    options = [row for row in weekly_rows if "status" in row]
+    assert len(options) == 42  # 21 strikes x CE/PE
+    underlying_in_chain = {row["instrument_token"] for row in weekly_rows if "status" not in row}
+    assert underlying_in_chain == {INDEX_TOKEN, FUTURE_TOKEN}  # one message per chain carries both
+    ok = [row for row in options if row["status"] == "ok"]
     assert len(ok) >= 38 and all(0 < row["iv"] < 1 and -1 <= row["delta"] <= 1 for row in ok)
     assert abs(messages[f"chain.NIFTY.{MONTHLY}"]["fields"]["forward"] - true_forward(MONTHLY)) < 0.01
     assert abs(weekly["fields"]["atm_strike"] - SPOT) <= 50
-    companions = {row["instrument_token"] for row in messages["underlying.NIFTY"]["rows"]}
+    companions = {json.loads(row)["instrument_token"] for row in messages["underlying.NIFTY"]["rows"]}
     assert companions == {INDEX_TOKEN, FUTURE_TOKEN}
 
 
@@ -78,3 +84,37 @@ async def test_nothing_is_sent_for_a_heartbeat_or_unknown_tokens(aredis: redis.a
     await fanout(TickBatch("acct", tick_rows([123456789], [10.0]), 0.0))
 
     assert layer.sent == []
+
+
+async def test_an_underlying_tick_alone_reaches_every_chain_of_that_underlying(
+    aredis: redis.asyncio.Redis,
+) -> None:
+    greeks = GreeksHook(aredis, load_table=_table)
+    layer = RecordingLayer()
+    fanout = StreamFanoutHook(layer, greeks)
+    await greeks(TickBatch("acct", chain_frame(WEEKLY), 0.0))  # loads the table
+    layer.sent.clear()
+
+    await fanout(TickBatch("acct", tick_rows([INDEX_TOKEN], [SPOT + 5]), 7.0))
+
+    sent = {group: [json.loads(row) for row in message["rows"]] for group, message in layer.sent}
+    assert sorted(sent) == sorted([f"chain.NIFTY.{WEEKLY}", f"chain.NIFTY.{MONTHLY}", "underlying.NIFTY"])
+    assert all(
+        rows == [{"instrument_token": INDEX_TOKEN, "last_price": SPOT + 5, "change": rows[0]["change"]}]
+        for rows in sent.values()
+    )
+
+
+async def test_a_chain_without_option_ticks_in_the_frame_gets_its_underlying_rows(
+    aredis: redis.asyncio.Redis,
+) -> None:
+    greeks = GreeksHook(aredis, load_table=_table)
+    layer = RecordingLayer()
+    fanout = StreamFanoutHook(layer, greeks)
+    batch = TickBatch("acct", chain_frame(WEEKLY), 7.0)  # the weekly's options and the index
+    await greeks(batch)
+
+    await fanout(batch)
+
+    monthly = dict(layer.sent)[f"chain.NIFTY.{MONTHLY}"]
+    assert [json.loads(row)["instrument_token"] for row in monthly["rows"]] == [INDEX_TOKEN]

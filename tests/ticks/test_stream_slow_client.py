@@ -20,7 +20,7 @@ from tests.asgi_server import free_port
 from tests.browser.web_process import WebProcess
 from tests.ticks.factories import OptionFactory, UserFactory
 from ticks.models import ClientApiKey
-from ticks.stream import chain_group
+from ticks.stream import chain_group, rows_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
@@ -61,7 +61,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
                     {"instrument_token": t, "last_price": float(sent), "pad": "x" * 2000}
                     for t in chain_tokens
                 ]
-                await layer.group_send(chain_group("NIFTY", EXPIRY), {"type": "stream.rows", "rows": rows})
+                await layer.group_send(chain_group("NIFTY", EXPIRY), rows_message(rows))
                 sent += 1
                 peak_rss = max(peak_rss, _rss_mb(web.process.pid))
                 await asyncio.sleep(0.005)
