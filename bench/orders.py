@@ -1,20 +1,23 @@
 """Orders end to end: HTTP API (uvicorn) -> database -> orders queue -> Celery worker -> kitesim.
 
 Everything runs as in production, each in its own process: kitesim, uvicorn (2 workers), a Celery
-worker on the ``orders`` queue and celery beat (reconcile + stuck-order sweeper), on a fresh SQLite
-database and Redis database 12 (BENCH_REDIS_URL). Four API clients trade on four broker accounts
+worker on the ``orders`` queue and celery beat (reconcile + stuck-order sweeper), on a fresh database
+(a SQLite file, or with ``--database-url`` a new database on that PostgreSQL server, dropped after) and
+Redis database 12 (BENCH_REDIS_URL). Four API clients trade on four broker accounts
 (four api_keys, each with Kite's 10 orders/s, 400/min).
 
 1. latency: POST -> Kite acknowledged (the order's placed_at), orders paced below Kite's limits;
 2. throughput: 4 clients POST as fast as they can while the workers are paused -- what the API alone
-   accepts and queues -- then the queue drains into Kite at Kite's pace;
+   accepts and queues -- over the Procfile's ASGI app, then over WSGI with a database connection per
+   request and with persistent ones (Django's ASGI handler runs each request in a new thread, so only
+   WSGI's reused threads can keep connections); then the queue drains into Kite at Kite's pace;
 3. chaos: orders while workers are SIGKILLed at random (a whole worker, or its pool children) and
    restarted; then Kite's own order books are counted by our per-order tags.
 
     .venv/bin/python bench/orders.py [--latency-orders 60] [--throughput-orders 400] [--chaos-orders 200]
+        [--database-url postgres://postgres@127.0.0.1:5432/test]
 
-BENCH_REDIS_URL picks the Redis database (flushed before and after); BENCH_DB_OPTIONS is appended to the
-SQLite DATABASE_URL (e.g. ``?conn_max_age=600`` for persistent connections). ``--keep`` keeps the logs.
+BENCH_REDIS_URL picks the Redis database (flushed before and after). ``--keep`` keeps the logs.
 """
 
 import argparse
@@ -33,7 +36,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import redis
 import requests
 
@@ -43,6 +48,49 @@ sys.path.insert(0, str(ROOT))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 ACCOUNTS = [(f"bench{n}", f"secret{n}", f"token{n}") for n in range(1, 5)]
 WORKDIR = ROOT / "var" / f"bench-orders-{os.getpid()}"
+PERSISTENT = "conn_max_age=600"  # DATABASE_URL option: keep a connection per thread for 10 minutes
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--latency-orders", type=int, default=60)
+    parser.add_argument("--throughput-orders", type=int, default=400)
+    parser.add_argument("--chaos-orders", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/test: the bench creates a new "
+        "database there and drops it after (default: a new SQLite file)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help=f"keep {WORKDIR.parent}/bench-orders-* (logs, database)"
+    )
+    return parser.parse_args()
+
+
+ARGS = _arguments()
+BENCH_DATABASE = f"bench_orders_{os.getpid()}"
+
+
+def _database_url() -> str:
+    if ARGS.database_url is None:
+        return f"sqlite:///{WORKDIR / 'db.sqlite3'}"
+    return urlsplit(ARGS.database_url)._replace(path=f"/{BENCH_DATABASE}").geturl()
+
+
+def _with_option(url: str, option: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{option}"
+
+
+def postgres_database(create: bool) -> None:
+    """Create (or drop) the bench's own database on the --database-url server."""
+    with psycopg.connect(ARGS.database_url, autocommit=True) as server:
+        if create:
+            server.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+        else:
+            server.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
 
 
 def _free_port() -> int:
@@ -57,7 +105,7 @@ ENV = {
     **os.environ,
     "DJANGO_SETTINGS_MODULE": "tickerproject.settings.base",
     "DJANGO_DEBUG": "false",
-    "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}{os.environ.get('BENCH_DB_OPTIONS', '')}",
+    "DATABASE_URL": _database_url(),
     "REDIS_URL": REDIS_URL,
     "KITE_ROOT": KITE_ROOT,
     "ORDER_MARKET_CLOCK": "kitesim",  # kitesim's session is open at any hour
@@ -71,6 +119,7 @@ ENV = {
     "ORDER_RECONCILE_S": "2",
 }
 os.environ.update(ENV)
+DATABASE = urlsplit(ENV["DATABASE_URL"]).scheme  # sqlite or postgres, printed with each figure
 
 import django  # noqa: E402
 
@@ -78,6 +127,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.db import connections  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from orders.models import Order, TradingPermission  # noqa: E402
@@ -89,13 +139,15 @@ from ticks.services import broker_account_set_token, instruments_refresh_from_ki
 class Process:
     """A child process in its own process group (so SIGKILL takes its children too), logging to a file."""
 
-    def __init__(self, name: str, command: list[str], ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, name: str, command: list[str], ready: Callable[[], bool], env: dict[str, str] = ENV
+    ) -> None:
         self.name = name
         self.log = WORKDIR / f"{name}.log"
         self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             command,
             cwd=ROOT,
-            env=ENV,
+            env=env,
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -149,8 +201,9 @@ def start_kitesim() -> Process:
 ASGI, WSGI = "tickerproject.asgi:application", "tickerproject.wsgi:application"
 
 
-def start_web(app: str = ASGI, port: int = WEB_PORT, name: str = "web") -> Process:
-    """uvicorn with 2 worker processes: the Procfile's ASGI app, or the same Django app over WSGI."""
+def start_web(app: str = ASGI, port: int = WEB_PORT, name: str = "web", db_option: str = "") -> Process:
+    """uvicorn with 2 worker processes: the Procfile's ASGI app, or the same Django app over WSGI;
+    ``db_option`` is added to DATABASE_URL (persistent connections only pay off on WSGI's reused threads)."""
     command = [
         sys.executable,
         "-m",
@@ -166,7 +219,8 @@ def start_web(app: str = ASGI, port: int = WEB_PORT, name: str = "web") -> Proce
     command += ["--log-level", "warning", "--no-access-log"]
     if app == WSGI:
         command += ["--interface", "wsgi"]
-    return Process(name, command, lambda: _answers(f"http://127.0.0.1:{port}/api/v1/orders"))
+    env = {**ENV, "DATABASE_URL": _with_option(ENV["DATABASE_URL"], db_option)} if db_option else ENV
+    return Process(name, command, lambda: _answers(f"http://127.0.0.1:{port}/api/v1/orders"), env)
 
 
 def cpu_seconds(process: Process) -> float:
@@ -282,25 +336,31 @@ def run_latency(clients: list[Client], count: int) -> None:
     wait_for_kite(list(sent), timeout=60)
     placed = dict(Order.objects.filter(pk__in=list(sent)).values_list("pk", "placed_at"))
     latency = [placed[pk].timestamp() - started for pk, started in sent.items()]
-    print(f"latency     {count} orders, POST -> Kite acknowledged: p50 {_ms(latency, 0.5):.0f} ms, "
+    print(f"latency     [{DATABASE}] {count} orders, POST -> Kite acknowledged: p50 {_ms(latency, 0.5):.0f} ms, "
           f"p99 {_ms(latency, 0.99):.0f} ms (POST alone: p50 {_ms(post_times, 0.5):.0f} ms, "
           f"p99 {_ms(post_times, 0.99):.0f} ms)")  # fmt: skip
+
+
+# The same Django app served over WSGI by the same uvicorn: label, DATABASE_URL option.
+WARM_UP = 5  # orders per client before each timed run: accepted and drained, not timed
+WSGI_RUNS = [("WSGI, a connection per request", ""), ("WSGI, persistent connections", PERSISTENT)]
 
 
 def run_throughput(clients: list[Client], count: int, worker: Process, web: Process) -> Process:
     """The API alone (workers paused): what it validates, stores and queues per second, then the drain."""
     worker.stop()
     print(f"throughput  the API alone, {len(clients)} clients, workers paused (load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")  # fmt: skip
-    accepted = _burst(clients, count // 2, web, WEB_ROOT, "ASGI (the Procfile's web)")
-    port = _free_port()
-    wsgi = start_web(WSGI, port, "web-wsgi")
-    try:
-        accepted += _burst(
-            clients, count // 2, wsgi, f"http://127.0.0.1:{port}", "WSGI (same app, same uvicorn)"
-        )
-    finally:
-        wsgi.stop()
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), {count // 2} orders a run:")  # fmt: skip
+    accepted, asgi_rate = _burst(clients, count // 2, web, WEB_ROOT, "ASGI (the Procfile's web)")
+    for label, db_option in WSGI_RUNS:
+        port = _free_port()
+        wsgi = start_web(WSGI, port, "web-wsgi", db_option)
+        try:
+            ids, rate = _burst(clients, count // 2, wsgi, f"http://127.0.0.1:{port}", label)
+        finally:
+            wsgi.stop()
+        accepted += ids
+        print(f"              = {rate / asgi_rate:.2f} x the ASGI figure")
     worker = start_worker()
     drained = wait_for_kite(accepted, timeout=120)
     print(f"            drained into Kite in {drained:.1f} s = {len(accepted) / drained:.1f} orders/s over "
@@ -308,24 +368,34 @@ def run_throughput(clients: list[Client], count: int, worker: Process, web: Proc
     return worker
 
 
-def _burst(clients: list[Client], count: int, web: Process, root: str, label: str) -> list[int]:
-    per_client = count // len(clients)
+def _burst(clients: list[Client], count: int, web: Process, root: str, label: str) -> tuple[list[int], float]:
+    """Accepted order ids and orders/s after a warm-up; prints them with the CPU per order of the server
+    and of the bench's own clients (they share the cores)."""
 
-    def burst(client: Client) -> list[tuple[int, float, dict[str, Any]]]:
-        return [client.place(root) for _ in range(per_client)]
+    def burst(client: Client, orders: int) -> list[tuple[int, float, dict[str, Any]]]:
+        return [client.place(root) for _ in range(orders)]
 
-    cpu = cpu_seconds(web)
+    def run(orders: int) -> list[tuple[int, float, dict[str, Any]]]:
+        with ThreadPoolExecutor(len(clients)) as pool:
+            return [result for batch in pool.map(burst, clients, [orders] * len(clients)) for result in batch]
+
+    warmed = _accepted(run(WARM_UP))  # a new server's first requests import and connect
+    cpu, client_cpu = cpu_seconds(web), time.process_time()
     started = time.monotonic()
-    with ThreadPoolExecutor(len(clients)) as pool:
-        results = [result for batch in pool.map(burst, clients) for result in batch]
+    results = run(count // len(clients))
     elapsed = time.monotonic() - started
-    cpu = cpu_seconds(web) - cpu
-    accepted = [body["id"] for code, _, body in results if code == 201]
+    cpu, client_cpu = cpu_seconds(web) - cpu, time.process_time() - client_cpu
+    accepted = _accepted(results)
     per_order_ms = 1000 * cpu / max(len(accepted), 1)
-    print(f"            {label}: {len(accepted)}/{len(results)} accepted in {elapsed:.2f} s = "
-          f"{len(accepted) / elapsed:.0f} orders/s; server CPU {per_order_ms:.1f} ms an order "
-          f"= {1000 / per_order_ms:.0f} orders/s per core")  # fmt: skip
-    return accepted
+    rate = len(accepted) / elapsed
+    print(f"            {label} [{DATABASE}]: {len(accepted)}/{len(results)} accepted in {elapsed:.2f} s = "
+          f"{rate:.0f} orders/s; server CPU {per_order_ms:.1f} ms an order = {1000 / per_order_ms:.0f} "
+          f"orders/s per core; bench clients {1000 * client_cpu / max(len(accepted), 1):.1f} ms")  # fmt: skip
+    return warmed + accepted, rate
+
+
+def _accepted(results: list[tuple[int, float, dict[str, Any]]]) -> list[int]:
+    return [body["id"] for code, _, body in results if code == 201]
 
 
 def run_chaos(clients: list[Client], count: int, worker: Process, seed: int) -> Process:
@@ -384,20 +454,10 @@ def report_chaos(ids: list[int], kills: Counter[str], settle: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--latency-orders", type=int, default=60)
-    parser.add_argument("--throughput-orders", type=int, default=400)
-    parser.add_argument("--chaos-orders", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--keep", action="store_true", help=f"keep {WORKDIR.parent}/bench-orders-* (logs, database)"
-    )
-    args = parser.parse_args()
-
     WORKDIR.mkdir(parents=True, exist_ok=True)
     redis.Redis.from_url(REDIS_URL).flushdb()
+    if ARGS.database_url:
+        postgres_database(create=True)
     processes: list[Process] = []
     try:
         processes.append(start_kitesim())
@@ -407,19 +467,23 @@ def main() -> None:
         processes += [web, start_beat()]
         worker = start_worker()
         print(
-            f"orders bench: kitesim, uvicorn x2, celery worker -c 4 + beat; {timezone.localtime():%Y-%m-%d %H:%M %Z}"
+            f"orders bench: kitesim, uvicorn x2, celery worker -c 4 + beat, {DATABASE} database; "
+            f"{timezone.localtime():%Y-%m-%d %H:%M %Z}"
         )
-        if args.latency_orders:
-            run_latency(clients, args.latency_orders)
-        if args.throughput_orders:
-            worker = run_throughput(clients, args.throughput_orders, worker, web)
-        if args.chaos_orders:
-            run_chaos(clients, args.chaos_orders, worker, args.seed)
+        if ARGS.latency_orders:
+            run_latency(clients, ARGS.latency_orders)
+        if ARGS.throughput_orders:
+            worker = run_throughput(clients, ARGS.throughput_orders, worker, web)
+        if ARGS.chaos_orders:
+            run_chaos(clients, ARGS.chaos_orders, worker, ARGS.seed)
     finally:
         for process in [*WORKERS, *reversed(processes)]:
             process.stop()
         redis.Redis.from_url(REDIS_URL).flushdb()
-        if not args.keep:
+        if ARGS.database_url:
+            connections.close_all()
+            postgres_database(create=False)
+        if not ARGS.keep:
             shutil.rmtree(WORKDIR, ignore_errors=True)
 
 

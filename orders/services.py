@@ -113,12 +113,18 @@ def order_place(
 def orders_enqueue(order_ids: Iterable[int]) -> None:
     """Queue submission (``orders`` queue). A lost message is recovered by orders_sweep_stuck."""
     for order_id in order_ids:
-        current_app.send_task(SUBMIT_TASK, args=[order_id])
+        _send(SUBMIT_TASK, [order_id])
 
 
 def order_update_enqueue(*, account_id: int, payload: Mapping[str, Any]) -> None:
     """Hand a Kite ``{"type": "order"}`` message's data to the orders queue (called by the feeds)."""
-    current_app.send_task(APPLY_KITE_UPDATE_TASK, args=[account_id, dict(payload)])
+    _send(APPLY_KITE_UPDATE_TASK, [account_id, dict(payload)])
+
+
+def _send(task: str, args: list[Any]) -> None:
+    # Nobody waits on these results (the tasks ignore them too). Otherwise send_task subscribes to each
+    # task's result channel, on a new Redis connection in each new thread (under ASGI: every request).
+    current_app.send_task(task, args=args, ignore_result=True)
 
 
 def _order_by_key(client: ClientUser, idempotency_key: str) -> Order | None:

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -39,6 +40,19 @@ def test_an_order_is_stored_pending_with_its_history_and_queued(
     order = Order.objects.get()
     assert len(order.kite_tag) == 20 and order.kite_tag.isalnum() and order.kite_tag != order.tag
     assert queued_submissions(redis_client) == [order.pk]
+
+
+def test_queueing_an_order_waits_on_no_result(
+    trader: Trader, option: Instrument, redis_client: redis.Redis, django_capture_on_commit_callbacks
+) -> None:
+    # Waiting on a result subscribes to its Redis channel: a new connection for each ASGI request thread.
+    with django_capture_on_commit_callbacks(execute=True):
+        trader.place(limit_body(option))
+
+    (message,) = [json.loads(raw) for raw in redis_client.lrange("orders", 0, -1)]
+    assert message["headers"]["ignore_result"] is True
+    channel = f"celery-task-meta-{message['headers']['id']}"
+    assert redis_client.pubsub_numsub(channel) == [(channel.encode(), 0)]
 
 
 def test_the_same_key_and_body_returns_the_original_and_queues_nothing_more(

@@ -71,6 +71,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# ?conn_max_age=N in DATABASE_URL keeps connections for WSGI's reused threads (never under ASGI: Django
+# runs each request in a new thread, so kept connections would pile up); a kept one is checked first.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASES["default"].get("CONN_MAX_AGE", 0) != 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while a worker writes; IMMEDIATE avoids
     # "database is locked" on read-then-write transactions.
