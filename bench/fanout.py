@@ -91,6 +91,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy (not idle or waiting on I/O) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -165,10 +171,15 @@ async def _round(n: int, chains: list[str], key: str, seconds: float, web_pid: i
     connected_in = time.monotonic() - connecting
     await asyncio.sleep(2)  # the snapshots' aftermath settles
     seen.latencies.clear()
-    cpu0, own0, t0 = _cpu_seconds(web_pid), _own_cpu_seconds(), time.monotonic()
+    cpu0, own0, busy0, t0 = (
+        _cpu_seconds(web_pid),
+        _own_cpu_seconds(),
+        _machine_busy_seconds(),
+        time.monotonic(),
+    )
     await asyncio.sleep(seconds)
     wall = time.monotonic() - t0
-    cpu, own = _cpu_seconds(web_pid) - cpu0, _own_cpu_seconds() - own0
+    cpu, own, busy = _cpu_seconds(web_pid) - cpu0, _own_cpu_seconds() - own0, _machine_busy_seconds() - busy0
     samples = np.array(seen.latencies, dtype=float).reshape(-1, 2) * 1000
     stop.set()
     await asyncio.gather(*tasks)
@@ -184,7 +195,8 @@ async def _round(n: int, chains: list[str], key: str, seconds: float, web_pid: i
         f"{label} newest row p50 {np.percentile(fresh, 50):5.1f} p99 {np.percentile(fresh, 99):6.1f} ms"
         f"  oldest row p50 {np.percentile(oldest, 50):5.1f} p99 {np.percentile(oldest, 99):6.1f} ms"
         f"  {len(samples) / wall:5.0f} deltas/s  web CPU {cpu / wall * 100:3.0f}%"
-        f" RSS {_rss_mb(web_pid):4.0f} MB  clients' CPU {own / wall * 100:3.0f}%  ({setup})"
+        f" RSS {_rss_mb(web_pid):4.0f} MB  clients' CPU {own / wall * 100:3.0f}%"
+        f"  machine {busy / wall * 100:3.0f}% of {os.cpu_count()} cores  ({setup})"
     )
     if slow:
         print(f"{'':23}the slow client: {seen.slow_client}")

@@ -9,12 +9,18 @@ from workers.feed import feed_run
 logger = logging.getLogger(__name__)
 
 
+# A feed streams until its lease, its token (06:00 IST) or its worker ends it. Celery reads a task's
+# None time limit as "the global one" (CELERY_TASK_SOFT_TIME_LIMIT, 60 s), which stopped every feed
+# each minute: so the limit is explicit, and only a backstop.
+FEED_TIME_LIMIT_S = 2 * 24 * 3600
+
+
 @shared_task(
     bind=True,
     name="workers.feed",
     acks_late=False,  # the supervisor restarts feeds; redelivery would start a duplicate
-    soft_time_limit=None,
-    time_limit=None,
+    soft_time_limit=FEED_TIME_LIMIT_S,
+    time_limit=FEED_TIME_LIMIT_S + 60,
     ignore_result=True,
 )
 def feed(self: Task, account_id: int) -> str:

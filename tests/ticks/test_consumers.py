@@ -183,24 +183,45 @@ async def test_too_many_chains_is_an_error(chain: list[int], client: Client, set
     assert (await communicator.receive_json_from())["message"] == "at most 1 chains per connection"
 
 
-async def test_a_client_that_cannot_drain_is_closed_with_a_reason(settings) -> None:
+async def test_a_client_that_cannot_drain_is_dropped_with_a_reason(settings) -> None:
     settings.STREAM_SLOW_CLIENT_S = 0.05
     consumer = StreamConsumer()
-    sent: list[dict] = []
+    closes: list[dict] = []
 
     async def never_drains(text_data: str | None = None, **kwargs: object) -> None:
         await asyncio.Event().wait()
 
     async def record_close(code: int | None = None, reason: str | None = None) -> None:
-        sent.append({"code": code, "reason": reason})
+        closes.append({"code": code, "reason": reason})
 
     consumer.send = never_drains  # type: ignore[method-assign]
     consumer.close = record_close  # type: ignore[method-assign]
     consumer.channel_name = "test"
+    consumer.chains, consumer.tokens, consumer.token_groups, consumer.sending_since = {}, set(), set(), None
+    consumer.flusher = asyncio.create_task(consumer._send_text('{"type":"delta"}'))  # stuck in a send
 
-    await consumer._send({"type": "delta", "seq": 2, "rows": []})
+    await asyncio.wait_for(consumer._watch_sends(), timeout=1)
 
-    assert sent == [{"code": 4408, "reason": "client too slow to receive"}]
+    assert closes == [{"code": 4408, "reason": "client too slow to receive"}]
+    with pytest.raises(asyncio.CancelledError):
+        await consumer.flusher  # no more sends to a client that does not read
+
+
+async def test_a_client_that_drains_slowly_is_kept(settings) -> None:
+    settings.STREAM_SLOW_CLIENT_S = 0.2
+    consumer = StreamConsumer()
+    consumer.sending_since = None
+
+    async def slow_send(text_data: str | None = None, **kwargs: object) -> None:
+        await asyncio.sleep(0.1)  # each send drains, in half the limit
+
+    consumer.send = slow_send  # type: ignore[method-assign]
+    watchdog = asyncio.create_task(consumer._watch_sends())
+    for _ in range(6):
+        await consumer._send_text("{}")
+
+    assert not watchdog.done()
+    watchdog.cancel()
 
 
 async def test_an_idle_consumer_outlives_the_redis_socket_timeout_trap(

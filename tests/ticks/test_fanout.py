@@ -1,5 +1,6 @@
 """The fan-out hook after the greeks hook: one message per chain and per underlying per frame."""
 
+import asyncio
 import json
 from typing import Any
 
@@ -21,7 +22,7 @@ from tests.greeks.market import (
     tick_rows,
     true_forward,
 )
-from ticks.fanout import StreamFanoutHook
+from ticks.fanout import GATHER_S, StreamFanoutHook
 from ticks.feeds.pipeline import TickBatch
 
 pytestmark = pytest.mark.integration  # the greeks hook writes to Redis
@@ -53,6 +54,7 @@ async def test_one_message_per_chain_and_underlying_with_greeks_and_forward(
 
     await greeks(batch)
     await fanout(batch)
+    await fanout.flush()
 
     groups = [group for group, _ in layer.sent]
     assert sorted(groups) == sorted([f"chain.NIFTY.{WEEKLY}", f"chain.NIFTY.{MONTHLY}", "underlying.NIFTY"])
@@ -82,6 +84,7 @@ async def test_nothing_is_sent_for_a_heartbeat_or_unknown_tokens(aredis: redis.a
     layer.sent.clear()
 
     await fanout(TickBatch("acct", tick_rows([123456789], [10.0]), 0.0))
+    await fanout.flush()
 
     assert layer.sent == []
 
@@ -93,16 +96,18 @@ async def test_an_underlying_tick_alone_reaches_every_chain_of_that_underlying(
     layer = RecordingLayer()
     fanout = StreamFanoutHook(layer, greeks)
     await greeks(TickBatch("acct", chain_frame(WEEKLY), 0.0))  # loads the table
-    layer.sent.clear()
 
     await fanout(TickBatch("acct", tick_rows([INDEX_TOKEN], [SPOT + 5]), 7.0))
+    await fanout.flush()
 
-    sent = {group: [json.loads(row) for row in message["rows"]] for group, message in layer.sent}
-    assert sorted(sent) == sorted([f"chain.NIFTY.{WEEKLY}", f"chain.NIFTY.{MONTHLY}", "underlying.NIFTY"])
-    assert all(
-        rows == [{"instrument_token": INDEX_TOKEN, "last_price": SPOT + 5, "change": rows[0]["change"]}]
-        for rows in sent.values()
-    )
+    sent = {
+        group: [json.loads(row)["last_price"] for row in message["rows"]] for group, message in layer.sent
+    }
+    assert sent == {
+        f"chain.NIFTY.{WEEKLY}": [SPOT + 5],
+        f"chain.NIFTY.{MONTHLY}": [SPOT + 5],
+        "underlying.NIFTY": [SPOT + 5],
+    }
 
 
 async def test_a_chain_without_option_ticks_in_the_frame_gets_its_underlying_rows(
@@ -111,10 +116,35 @@ async def test_a_chain_without_option_ticks_in_the_frame_gets_its_underlying_row
     greeks = GreeksHook(aredis, load_table=_table)
     layer = RecordingLayer()
     fanout = StreamFanoutHook(layer, greeks)
-    batch = TickBatch("acct", chain_frame(WEEKLY), 7.0)  # the weekly's options and the index
-    await greeks(batch)
+    weekly_only = TickBatch("acct", chain_frame(WEEKLY), 2.0)  # the weekly's options and the index
+    await greeks(weekly_only)
 
-    await fanout(batch)
+    await fanout(weekly_only)
+    await fanout.flush()
 
     monthly = dict(layer.sent)[f"chain.NIFTY.{MONTHLY}"]
     assert [json.loads(row)["instrument_token"] for row in monthly["rows"]] == [INDEX_TOKEN]
+
+
+async def test_frames_a_few_ms_apart_go_out_as_one_message_per_chain(aredis: redis.asyncio.Redis) -> None:
+    """An account's connections frame apart: each chain still gets one message, the newest rows."""
+    greeks = GreeksHook(aredis, load_table=_table)
+    layer = RecordingLayer()
+    fanout = StreamFanoutHook(layer, greeks)
+    first = TickBatch("acct", chain_frame(WEEKLY), 1.0)  # the weekly's options and the index
+    await greeks(first)
+
+    await fanout(first)
+    await fanout(TickBatch("acct", tick_rows([INDEX_TOKEN], [SPOT + 9]), 1.002))  # another connection
+    assert layer.sent == []  # still gathering
+    await asyncio.sleep(GATHER_S * 4)
+
+    groups = [group for group, _ in layer.sent]
+    assert sorted(groups) == sorted([f"chain.NIFTY.{WEEKLY}", f"chain.NIFTY.{MONTHLY}", "underlying.NIFTY"])
+    weekly = dict(layer.sent)[f"chain.NIFTY.{WEEKLY}"]
+    index_rows = [
+        json.loads(row) for row in weekly["rows"] if json.loads(row)["instrument_token"] == INDEX_TOKEN
+    ]
+    assert [row["last_price"] for row in index_rows] == [SPOT + 9]  # the newest, once
+    assert weekly["received_at"] == 1.0  # the oldest frame in it: what latency is measured from
+    assert len(weekly["rows"]) == 43  # 21 strikes x CE/PE and the index

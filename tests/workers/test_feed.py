@@ -74,6 +74,24 @@ def test_the_planned_tokens_stream_into_the_latest_tick_cache(
     assert {tick["instrument_token"] for tick in latest} == tokens
 
 
+def test_a_feed_outlives_celery_s_global_task_time_limits(
+    fleet: dict[str, BrokerAccount], start_worker: Callable[..., WorkerProcess], redis_client: redis.Redis
+) -> None:
+    feed_plan_refresh(client=redis_client)
+    tokens = _planned_tokens()
+    worker = start_worker(CELERY_TASK_SOFT_TIME_LIMIT="2", CELERY_TASK_TIME_LIMIT="3")
+    feed_supervise(client=redis_client)
+    until(lambda: latest_ticks(tokens=sorted(tokens)).size == len(tokens))
+    holders = _holder_accounts(redis_client, fleet)
+
+    time.sleep(5)  # past both global limits
+    mark = _newest_exchange_time(tokens)
+
+    until(_ticking_after(tokens, mark))
+    assert _holder_accounts(redis_client, fleet) == holders  # the same feeds, never restarted
+    assert "TimeLimitExceeded" not in worker.log.read_text()
+
+
 def test_a_killed_worker_hands_its_accounts_to_another(
     fleet: dict[str, BrokerAccount], start_worker: Callable[[], WorkerProcess], redis_client: redis.Redis
 ) -> None:
