@@ -1,6 +1,6 @@
 """Orders end to end: HTTP API (uvicorn) -> database -> orders queue -> Celery worker -> kitesim.
 
-Everything runs as in production, each in its own process: kitesim, uvicorn (2 workers), a Celery
+Everything runs as in production, each in its own process: kitesim, the Procfile's web line, a Celery
 worker on the ``orders`` queue and celery beat (reconcile + stuck-order sweeper), on a fresh database
 (a SQLite file, or with ``--database-url`` a new database on that PostgreSQL server, dropped after) and
 Redis database 12 (BENCH_REDIS_URL). Four API clients trade on four broker accounts
@@ -8,13 +8,12 @@ Redis database 12 (BENCH_REDIS_URL). Four API clients trade on four broker accou
 
 1. latency: POST -> Kite acknowledged (the order's placed_at), orders paced below Kite's limits;
 2. throughput: 4 clients POST as fast as they can while the workers are paused -- what the API alone
-   accepts and queues -- over the Procfile's ASGI app, then over WSGI with a database connection per
-   request and with persistent ones (Django's ASGI handler runs each request in a new thread, so only
-   WSGI's reused threads can keep connections); then the queue drains into Kite at Kite's pace;
+   accepts and queues -- over the Procfile's web line, then, as the reference, the same Django app over
+   uvicorn's own WSGI interface with as many workers; then the queue drains into Kite at Kite's pace;
 3. chaos: orders while workers are SIGKILLed at random (a whole worker, or its pool children) and
    restarted; then Kite's own order books are counted by our per-order tags.
 
-    .venv/bin/python bench/orders.py [--latency-orders 60] [--throughput-orders 400] [--chaos-orders 200]
+    .venv/bin/python bench/orders.py [--latency-orders 60] [--throughput-orders 800] [--chaos-orders 200]
         [--database-url postgres://postgres@127.0.0.1:5432/test]
 
 BENCH_REDIS_URL picks the Redis database (flushed before and after). ``--keep`` keeps the logs.
@@ -23,6 +22,7 @@ BENCH_REDIS_URL picks the Redis database (flushed before and after). ``--keep`` 
 import argparse
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -48,7 +48,6 @@ sys.path.insert(0, str(ROOT))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 ACCOUNTS = [(f"bench{n}", f"secret{n}", f"token{n}") for n in range(1, 5)]
 WORKDIR = ROOT / "var" / f"bench-orders-{os.getpid()}"
-PERSISTENT = "conn_max_age=600"  # DATABASE_URL option: keep a connection per thread for 10 minutes
 
 
 def _arguments() -> argparse.Namespace:
@@ -56,7 +55,7 @@ def _arguments() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency-orders", type=int, default=60)
-    parser.add_argument("--throughput-orders", type=int, default=400)
+    parser.add_argument("--throughput-orders", type=int, default=800)
     parser.add_argument("--chaos-orders", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -78,10 +77,6 @@ def _database_url() -> str:
     if ARGS.database_url is None:
         return f"sqlite:///{WORKDIR / 'db.sqlite3'}"
     return urlsplit(ARGS.database_url)._replace(path=f"/{BENCH_DATABASE}").geturl()
-
-
-def _with_option(url: str, option: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{option}"
 
 
 def postgres_database(create: bool) -> None:
@@ -198,41 +193,47 @@ def start_kitesim() -> Process:
     return Process("kitesim", command, lambda: _answers(f"{KITE_ROOT}/_sim/state"))
 
 
-ASGI, WSGI = "tickerproject.asgi:application", "tickerproject.wsgi:application"
+ASGI, WSGI = "tickerproject.asgi:application", "tickerproject.wsgi:application --interface wsgi"
+PROCFILE_WEB = next(
+    line.removeprefix("web:").strip()
+    for line in (ROOT / "Procfile").read_text().splitlines()
+    if line.startswith("web:")
+)
+assert ASGI in PROCFILE_WEB, PROCFILE_WEB
 
 
-def start_web(app: str = ASGI, port: int = WEB_PORT, name: str = "web", db_option: str = "") -> Process:
-    """uvicorn with 2 worker processes: the Procfile's ASGI app, or the same Django app over WSGI;
-    ``db_option`` is added to DATABASE_URL (persistent connections only pay off on WSGI's reused threads)."""
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
-    command += ["--log-level", "warning", "--no-access-log"]
-    if app == WSGI:
-        command += ["--interface", "wsgi"]
-    env = {**ENV, "DATABASE_URL": _with_option(ENV["DATABASE_URL"], db_option)} if db_option else ENV
+def start_web(port: int = WEB_PORT, app: str = ASGI, name: str = "web") -> Process:
+    """The Procfile's web line as the shell runs it (its flags, worker count and environment) on ``port``;
+    with ``app=WSGI`` the same line serving the Django app through uvicorn's own WSGI interface."""
+    env = {**ENV, "WEB_PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{ENV['PATH']}"}
+    command = ["bash", "-c", f"exec {PROCFILE_WEB.replace(ASGI, app)}"]
     return Process(name, command, lambda: _answers(f"http://127.0.0.1:{port}/api/v1/orders"), env)
 
 
-def cpu_seconds(process: Process) -> float:
-    """User + system CPU of every process in the group (uvicorn's workers included)."""
-    ticks = 0
+def web_workers() -> int:
+    """uvicorn worker processes of the Procfile's web line: WEB_WORKERS, else the line's own default."""
+    return int(os.environ.get("WEB_WORKERS") or re.search(r"\$\{WEB_WORKERS:-(\d+)\}", PROCFILE_WEB).group(1))
+
+
+def cpu_seconds(process: Process) -> dict[int, float]:
+    """User + system CPU of each process in the group (uvicorn's workers included), by pid."""
+    seconds = {}
     for pid in _pgrep("-g", process.popen.pid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return seconds
+
+
+def _split(used: dict[int, float]) -> str:
+    """How the server CPU fell on its busy processes, e.g. "50/50": the clients' keep-alive connections
+    stay on the uvicorn worker that accepted them, so 4 clients can land 2+2 or 3+1 on 2 workers."""
+    total = sum(used.values()) or 1.0
+    return "/".join(
+        f"{100 * cpu / total:.0f}" for cpu in sorted(used.values(), reverse=True) if cpu >= 0.05 * total
+    )
 
 
 WORKERS: list[Process] = []  # every worker started, dead or alive, so that none outlives the bench
@@ -341,9 +342,7 @@ def run_latency(clients: list[Client], count: int) -> None:
           f"p99 {_ms(post_times, 0.99):.0f} ms)")  # fmt: skip
 
 
-# The same Django app served over WSGI by the same uvicorn: label, DATABASE_URL option.
 WARM_UP = 5  # orders per client before each timed run: accepted and drained, not timed
-WSGI_RUNS = [("WSGI, a connection per request", ""), ("WSGI, persistent connections", PERSISTENT)]
 
 
 def run_throughput(clients: list[Client], count: int, worker: Process, web: Process) -> Process:
@@ -351,16 +350,21 @@ def run_throughput(clients: list[Client], count: int, worker: Process, web: Proc
     worker.stop()
     print(f"throughput  the API alone, {len(clients)} clients, workers paused (load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), {count // 2} orders a run:")  # fmt: skip
-    accepted, asgi_rate = _burst(clients, count // 2, web, WEB_ROOT, "ASGI (the Procfile's web)")
-    for label, db_option in WSGI_RUNS:
-        port = _free_port()
-        wsgi = start_web(WSGI, port, "web-wsgi", db_option)
-        try:
-            ids, rate = _burst(clients, count // 2, wsgi, f"http://127.0.0.1:{port}", label)
-        finally:
-            wsgi.stop()
-        accepted += ids
-        print(f"              = {rate / asgi_rate:.2f} x the ASGI figure")
+    accepted, asgi_rate = _burst(clients, count // 2, web, WEB_ROOT, f"the Procfile's web ({PROCFILE_WEB})")
+    port = _free_port()
+    wsgi = start_web(port, WSGI, "web-wsgi")
+    try:
+        ids, rate = _burst(
+            clients,
+            count // 2,
+            wsgi,
+            f"http://127.0.0.1:{port}",
+            "reference: the same line, tickerproject.wsgi --interface wsgi",
+        )
+    finally:
+        wsgi.stop()
+    accepted += ids
+    print(f"              the Procfile's web = {asgi_rate / rate:.2f} x the WSGI reference")
     worker = start_worker()
     drained = wait_for_kite(accepted, timeout=120)
     print(f"            drained into Kite in {drained:.1f} s = {len(accepted) / drained:.1f} orders/s over "
@@ -380,17 +384,19 @@ def _burst(clients: list[Client], count: int, web: Process, root: str, label: st
             return [result for batch in pool.map(burst, clients, [orders] * len(clients)) for result in batch]
 
     warmed = _accepted(run(WARM_UP))  # a new server's first requests import and connect
-    cpu, client_cpu = cpu_seconds(web), time.process_time()
+    before, client_cpu = cpu_seconds(web), time.process_time()
     started = time.monotonic()
     results = run(count // len(clients))
     elapsed = time.monotonic() - started
-    cpu, client_cpu = cpu_seconds(web) - cpu, time.process_time() - client_cpu
+    used = {pid: cpu - before.get(pid, 0.0) for pid, cpu in cpu_seconds(web).items()}
+    cpu, client_cpu = sum(used.values()), time.process_time() - client_cpu
     accepted = _accepted(results)
     per_order_ms = 1000 * cpu / max(len(accepted), 1)
     rate = len(accepted) / elapsed
     print(f"            {label} [{DATABASE}]: {len(accepted)}/{len(results)} accepted in {elapsed:.2f} s = "
           f"{rate:.0f} orders/s; server CPU {per_order_ms:.1f} ms an order = {1000 / per_order_ms:.0f} "
-          f"orders/s per core; bench clients {1000 * client_cpu / max(len(accepted), 1):.1f} ms")  # fmt: skip
+          f"orders/s per core, split {_split(used)} % over its processes; bench clients "
+          f"{1000 * client_cpu / max(len(accepted), 1):.1f} ms")  # fmt: skip
     return warmed + accepted, rate
 
 
@@ -467,7 +473,7 @@ def main() -> None:
         processes += [web, start_beat()]
         worker = start_worker()
         print(
-            f"orders bench: kitesim, uvicorn x2, celery worker -c 4 + beat, {DATABASE} database; "
+            f"orders bench: kitesim, web x{web_workers()} (the Procfile's line), celery worker -c 4 + beat, {DATABASE} database; "
             f"{timezone.localtime():%Y-%m-%d %H:%M %Z}"
         )
         if ARGS.latency_orders:

@@ -1,5 +1,5 @@
-"""Database connections for the order API: per request by default (Django's ASGI handler runs each
-request in a new thread, where a kept connection is never reused); kept ones are health-checked."""
+"""Database connections for the order API: kept for 10 minutes and health-checked before reuse (the web
+serves HTTP on a fixed pool of reused threads), per request with ?conn_max_age=0; production the same."""
 
 import json
 import os
@@ -9,15 +9,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 SHOW = (
-    "import json; from tickerproject.settings import base; "
-    "d = base.DATABASES['default']; print(json.dumps([d.get('CONN_MAX_AGE', 0), d['CONN_HEALTH_CHECKS']]))"
+    "import json; from tickerproject.settings import {module} as s; "
+    "d = s.DATABASES['default']; print(json.dumps([d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS']]))"
 )
+PRODUCTION_SECRETS = {
+    "DJANGO_SECRET_KEY": "x" * 50,
+    "FIELD_ENCRYPTION_KEYS": "pqO0tBm8n0Ch7d1y1NVtPAb7JxCkz6qs2WbH6cXbqfE=",
+    "DJANGO_ALLOWED_HOSTS": "ticker.example",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
 
 
-def _connection_settings(database_url: str) -> list[object]:
-    env = {**os.environ, "DATABASE_URL": database_url}
+def _connection_settings(database_url: str, module: str = "base") -> list[object]:
+    env = {**os.environ, **PRODUCTION_SECRETS, "DATABASE_URL": database_url}
     result = subprocess.run(
-        [sys.executable, "-c", SHOW],
+        [sys.executable, "-c", SHOW.format(module=module)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -28,11 +34,14 @@ def _connection_settings(database_url: str) -> list[object]:
     return json.loads(result.stdout)
 
 
-def test_connections_are_per_request_unless_the_url_keeps_them() -> None:
-    assert _connection_settings("sqlite:///var/x.sqlite3") == [0, False]
-    assert _connection_settings("postgres://u@127.0.0.1:5432/db") == [0, False]
+def test_connections_are_kept_and_checked_before_reuse() -> None:
+    assert _connection_settings("sqlite:///var/x.sqlite3") == [600, True]
+    assert _connection_settings("postgres://u@127.0.0.1:5432/db") == [600, True]
 
 
-def test_kept_connections_are_checked_before_reuse() -> None:
-    assert _connection_settings("sqlite:///var/x.sqlite3?conn_max_age=600") == [600, True]
-    assert _connection_settings("postgres://u@127.0.0.1:5432/db?conn_max_age=600") == [600, True]
+def test_the_url_can_ask_for_a_connection_per_request() -> None:
+    assert _connection_settings("postgres://u@127.0.0.1:5432/db?conn_max_age=0") == [0, True]
+
+
+def test_production_keeps_connections_too() -> None:
+    assert _connection_settings("postgres://u@127.0.0.1:5432/db", module="production") == [600, True]

@@ -6,6 +6,7 @@ fails at import time with the variable's name (django-environ raises ImproperlyC
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
@@ -70,16 +71,30 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-# ?conn_max_age=N in DATABASE_URL keeps connections for WSGI's reused threads (never under ASGI: Django
-# runs each request in a new thread, so kept connections would pile up); a kept one is checked first.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASES["default"].get("CONN_MAX_AGE", 0) != 0
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the web process read while a worker writes; IMMEDIATE avoids
-    # "database is locked" on read-then-write transactions.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
-    )
+
+def database_from_url(url: str) -> dict[str, Any]:
+    """One database from its URL, with the settings production.py must not lose when it rebuilds DATABASES."""
+    database = env.db_url_config(url)
+    # Kept connections (10 minutes unless ?conn_max_age=N in the URL; 0 = one per request), checked before
+    # reuse: the web serves HTTP on a fixed pool of reused threads (asgi.py) and Celery closes its own per task.
+    database.setdefault("CONN_MAX_AGE", 600)
+    database["CONN_HEALTH_CHECKS"] = True
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the web process read while a worker writes; IMMEDIATE avoids
+        # "database is locked" on read-then-write transactions.
+        database.setdefault("OPTIONS", {}).update(
+            {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
+        )
+    return database
+
+
+DATABASES = {
+    "default": database_from_url(env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
+}
+# Threads serving HTTP in each web process (asgi.py); each keeps its own database connection.
+WEB_HTTP_THREADS = env.int("WEB_HTTP_THREADS", default=16)
+if WEB_HTTP_THREADS < 1:
+    raise ImproperlyConfigured(f"WEB_HTTP_THREADS must be at least 1, got {WEB_HTTP_THREADS}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -149,12 +164,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": ORDER_RECONCILE_S,
         "options": {"expires": ORDER_RECONCILE_S},
     },
-    "orders-sweep-stuck": {"task": "orders.sweep_stuck", "schedule": ORDER_SWEEP_S, "options": {"expires": ORDER_SWEEP_S}},
+    "orders-sweep-stuck": {
+        "task": "orders.sweep_stuck",
+        "schedule": ORDER_SWEEP_S,
+        "options": {"expires": ORDER_SWEEP_S},
+    },
 }
 
 # Live stream (ticks/consumers.py): at most one delta per connection per flush interval.
 STREAM_FLUSH_MS = env.int("STREAM_FLUSH_MS", default=100)
-STREAM_SLOW_CLIENT_S = env.float("STREAM_SLOW_CLIENT_S", default=10.0)  # a send blocked this long drops the client
+STREAM_SLOW_CLIENT_S = env.float(
+    "STREAM_SLOW_CLIENT_S", default=10.0
+)  # a send blocked this long drops the client
 STREAM_MAX_CHAINS = env.int("STREAM_MAX_CHAINS", default=8)
 STREAM_MAX_TOKENS = env.int("STREAM_MAX_TOKENS", default=500)
 
@@ -174,7 +195,9 @@ KITE_HTTP_TIMEOUT = env.float("KITE_HTTP_TIMEOUT", default=7.0)
 # --- Feeds -----------------------------------------------------------------
 FEED_LEASE_TTL_MS = env.int("FEED_LEASE_TTL_MS", default=15_000)
 FEED_LEASE_RENEW_S = env.float("FEED_LEASE_RENEW_S", default=5.0)
-FEED_WATCHDOG_S = env.float("FEED_WATCHDOG_S", default=5.0)  # silence (no frame, no heartbeat) before reconnect
+FEED_WATCHDOG_S = env.float(
+    "FEED_WATCHDOG_S", default=5.0
+)  # silence (no frame, no heartbeat) before reconnect
 FEED_REPORT_S = env.float("FEED_REPORT_S", default=2.0)
 # When set, every feed appends its raw frames to <dir>/<account>-<epoch>.frames (see feed_replay).
 FEED_RECORD_DIR = env.str("FEED_RECORD_DIR", default="") or None

@@ -21,6 +21,9 @@ CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
 # Redis pub/sub ignores the database number: a prefix per test run keeps concurrent runs apart.
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = env.str("TEST_CHANNEL_PREFIX", default=f"test{os.getpid()}")
 
+# Tests serve the app and run database_sync_to_async in threads of the test process, where a kept
+# connection outlives its test (pytest-django then refuses it; PostgreSQL cannot drop the test database).
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Per test run, so two runs on one machine never delete each other's database.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")}
