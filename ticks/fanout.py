@@ -4,8 +4,8 @@ It runs after the greeks hook on each frame and gathers each chain's option rows
 and its underlying's index and futures rows for ``chain.<U>.<expiry>``, and the index and futures
 rows alone for ``underlying.<U>`` (scripts that subscribe to those tokens). The planner may spread a
 chain over an account's connections, each of which frames on its own, a few ms apart; the hook
-gathers for GATHER_S after the first frame and then sends one message per group, the newest row
-per token. One message per chain per step is one delta per step on every dashboard: two would need
+gathers until no frame has come for GATHER_QUIET_S (at most GATHER_MAX_S after the first) and then
+sends one message per group, the newest row per token. One message per chain per step is one delta per step on every dashboard: two would need
 two deltas and exhaust the connection's send budget (measured with bench/fanout.py: p50 69 ms at
 100 clients with two messages a step, 14 ms with one). With the Redis pub/sub layer each
 group_send is one PUBLISH, however many browsers watch.
@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 # which every connection pays for in compression and parsing (the REST chain has full precision).
 GREEK_DECIMALS = {"iv": 6, "iv_mid": 6, "delta": 6, "gamma": 8, "theta": 4, "vega": 4}
 CHANGE_DECIMALS = 4
-GATHER_S = 0.005  # one step's frames reach the feed on its connections within a few ms
+# One step's frames come on the account's connections back to back, each after the last one's greeks.
+GATHER_QUIET_S = 0.003
+GATHER_MAX_S = 0.025
 STATUS_LABELS = {int(status): status.label for status in GreeksStatus}
 
 
@@ -53,6 +55,7 @@ class StreamFanoutHook:
         self._greeks = greeks
         self._gathered: dict[str, _Gathered] = {}
         self._sending: asyncio.Task[None] | None = None
+        self._last_frame_at = 0.0  # loop time
 
     async def __call__(self, batch: TickBatch) -> None:
         table = self._greeks.table
@@ -74,6 +77,7 @@ class StreamFanoutHook:
             gathered.fields.update(_chain_fields(frame, chain_id, table))
         for underlying, companion_rows in companions.items():
             _put(self._gather(underlying_group(underlying), batch.received_at), companion_rows)
+        self._last_frame_at = asyncio.get_running_loop().time()
         if self._gathered and self._sending is None:
             self._sending = asyncio.get_running_loop().create_task(self._send_after_gathering())
             self._sending.add_done_callback(_report_failure)
@@ -96,7 +100,10 @@ class StreamFanoutHook:
         return self._gathered.setdefault(group, _Gathered(received_at))
 
     async def _send_after_gathering(self) -> None:
-        await asyncio.sleep(GATHER_S)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GATHER_MAX_S
+        while (wait := min(self._last_frame_at + GATHER_QUIET_S, deadline) - loop.time()) > 0:
+            await asyncio.sleep(wait)
         self._sending = None  # frames from here on gather for the next send
         await self.flush()
 

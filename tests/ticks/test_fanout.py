@@ -22,7 +22,7 @@ from tests.greeks.market import (
     tick_rows,
     true_forward,
 )
-from ticks.fanout import GATHER_S, StreamFanoutHook
+from ticks.fanout import GATHER_MAX_S, StreamFanoutHook
 from ticks.feeds.pipeline import TickBatch
 
 pytestmark = pytest.mark.integration  # the greeks hook writes to Redis
@@ -137,7 +137,7 @@ async def test_frames_a_few_ms_apart_go_out_as_one_message_per_chain(aredis: red
     await fanout(first)
     await fanout(TickBatch("acct", tick_rows([INDEX_TOKEN], [SPOT + 9]), 1.002))  # another connection
     assert layer.sent == []  # still gathering
-    await asyncio.sleep(GATHER_S * 4)
+    await asyncio.sleep(GATHER_MAX_S * 2)
 
     groups = [group for group, _ in layer.sent]
     assert sorted(groups) == sorted([f"chain.NIFTY.{WEEKLY}", f"chain.NIFTY.{MONTHLY}", "underlying.NIFTY"])
