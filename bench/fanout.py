@@ -1,21 +1,23 @@
 """Live chains to many browsers: kitesim -> feed worker (greeks, fan-out) -> web -> N WebSocket clients.
 
-Starts kitesim, a Celery feeds worker and the web process (uvicorn, as in the Procfile) as their own
+Starts kitesim, a Celery feeds worker and the web (uvicorn with --workers, as in the Procfile) as their own
 processes on a bench database and Redis database 12, then connects N clients (N = 1, 100, 500; each
 offers permessage-deflate as browsers do), each subscribed to one of 4 NIFTY chains, and for the N
 in --slow runs again with one more client that subscribes and never reads. Prints per round: delta
 latency from the feed receiving the frame to the client receiving the delta (p50/p99; the kitesim ->
-feed loopback hop is bench/feed_throughput.py's), deltas/s received, the web process's CPU and RSS,
+feed loopback hop is bench/feed_throughput.py's), deltas/s received, the web processes' CPU and RSS,
 this process's CPU (the clients share the same 2 cores), how long the N snapshots took, any
 connection that failed, and what became of the slow client. Latency is given for the newest row of
 each delta (how fresh the client's view is) and for the oldest (the longest any row waited for
-conflation, bounded by STREAM_FLUSH_MS).
+conflation, bounded by STREAM_FLUSH_MS). The clients' own garbage collector is off while they measure,
+so that its pauses are not counted as the server's.
 
     .venv/bin/python bench/fanout.py [--seconds 15] [--clients 1,100,500] [--slow 100]
 """
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -86,9 +88,23 @@ def _loaded(account: BrokerAccount) -> bool:
         return False
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _group_stats(pgid: int) -> list[list[str]]:
+    """/proc/<pid>/stat fields (after the command name) of every live process in the group."""
+    stats = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid:
+            stats.append(fields)
+    return stats
+
+
+def _cpu_seconds(pgid: int) -> float:
+    """User + system CPU of the web's process group (uvicorn's supervisor and its workers)."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in _group_stats(pgid))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_seconds() -> float:
@@ -97,11 +113,9 @@ def _machine_busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _rss_mb(pgid: int) -> float:
+    """Resident memory of the web's process group."""
+    return sum(int(fields[21]) for fields in _group_stats(pgid)) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @dataclass
@@ -171,6 +185,7 @@ async def _round(n: int, chains: list[str], key: str, seconds: float, web_pid: i
     connected_in = time.monotonic() - connecting
     await asyncio.sleep(2)  # the snapshots' aftermath settles
     seen.latencies.clear()
+    gc.disable()  # a collection here would stall every client at once and be counted as the server's
     cpu0, own0, busy0, t0 = (
         _cpu_seconds(web_pid),
         _own_cpu_seconds(),
@@ -178,6 +193,7 @@ async def _round(n: int, chains: list[str], key: str, seconds: float, web_pid: i
         time.monotonic(),
     )
     await asyncio.sleep(seconds)
+    gc.enable()
     wall = time.monotonic() - t0
     cpu, own, busy = _cpu_seconds(web_pid) - cpu0, _own_cpu_seconds() - own0, _machine_busy_seconds() - busy0
     samples = np.array(seen.latencies, dtype=float).reshape(-1, 2) * 1000
@@ -211,6 +227,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", default="1,100,500")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_WORKERS", "2")),
+        help="uvicorn worker processes, as the Procfile's WEB_WORKERS (default 2)",
+    )
     parser.add_argument(
         "--slow",
         type=lambda text: {int(n) for n in text.split(",")},
@@ -252,6 +274,8 @@ def main() -> None:
                 "tickerproject.asgi:application",
                 "--port",
                 str(WEB_PORT),
+                "--workers",
+                str(args.workers),
                 "--log-level",
                 "warning",
             ],
@@ -261,7 +285,10 @@ def main() -> None:
         time.sleep(5)
         feed_supervise(client=redis_client())
         until(lambda: redis_client().hlen("greeks:latest") > 50, timeout=60)
-        print(f"4 chains ({', '.join(chains)}), one feed, deltas every <= 100 ms per connection")
+        print(
+            f"4 chains ({', '.join(chains)}), one feed, deltas every <= 100 ms per connection; "
+            f"web: uvicorn with {args.workers} worker process(es), CPU and RSS summed over them"
+        )
         for n in (int(c) for c in args.clients.split(",")):
             uvloop.run(_round(n, chains, key, args.seconds, web.pid, slow=False))
             if n in args.slow:
