@@ -1,10 +1,10 @@
 """Per-connection conflation for the live stream (pure: no Channels, no clock).
 
-The group-message handler only merges rows into ``pending`` (latest row per token, as the JSON
-text the feed encoded once; see ticks.stream) and chain
-fields into ``chains`` (latest per chain), so a slow client holds at most one row per subscribed
-token however many frames arrive; the flush loop takes everything pending at most once per
-interval and numbers it, so a client that sees a gap in ``seq`` asks for a fresh snapshot.
+The group-message handler only merges rows into ``pending`` (latest row per token, as the JSON text
+the feed encoded once; see ticks.stream) and chain fields into ``chains`` (latest per chain), so a
+slow client holds at most one row per subscribed token however many frames arrive; the flush loop
+takes everything pending at most once per interval and numbers it, so a client that sees a gap in
+``seq`` asks for a fresh snapshot.
 """
 
 from collections.abc import Collection, Sequence

@@ -5,10 +5,10 @@ and its underlying's index and futures rows for ``chain.<U>.<expiry>``, and the 
 rows alone for ``underlying.<U>`` (scripts that subscribe to those tokens). The planner may spread a
 chain over an account's connections, each of which frames on its own, a few ms apart; the hook
 gathers until no frame has come for GATHER_QUIET_S (at most GATHER_MAX_S after the first) and then
-sends one message per group, the newest row per token. One message per chain per step is one delta per step on every dashboard: two would need
-two deltas and exhaust the connection's send budget (measured with bench/fanout.py: p50 69 ms at
-100 clients with two messages a step, 14 ms with one). With the Redis pub/sub layer each
-group_send is one PUBLISH, however many browsers watch.
+sends one message per group, the newest row per token. One message per chain per step is one delta
+per step on every dashboard: two would need two deltas and spend the connection's send budget twice
+as fast as frames come. With the Redis pub/sub layer each group_send is one PUBLISH, however many
+browsers watch.
 """
 
 import asyncio

@@ -5,7 +5,9 @@ from collections.abc import Iterator
 import pytest
 from kiteconnect import KiteConnect
 
+from kitesim.orderbook import DeskConfig, OrderBook, OrderDesk
 from kitesim.testing import KitesimThread
+from tests.kitesim.orderbook_world import account
 
 
 @pytest.fixture
@@ -20,3 +22,13 @@ def kite(kitesim_server: KitesimThread) -> KiteConnect:
     return KiteConnect(
         kitesim_server.api_key, access_token=kitesim_server.access_token, root=kitesim_server.root
     )
+
+
+@pytest.fixture
+def desk() -> OrderDesk:
+    return OrderDesk(DeskConfig(opening_balance=1_000_000.0))
+
+
+@pytest.fixture
+def book(desk: OrderDesk) -> OrderBook:
+    return desk.book(account())

@@ -42,12 +42,21 @@ async def _table() -> InstrumentTable:
     return instrument_table_build(instrument_rows())
 
 
-async def test_one_message_per_chain_and_underlying_with_greeks_and_forward(
-    aredis: redis.asyncio.Redis,
-) -> None:
+Hooks = tuple[GreeksHook, RecordingLayer, StreamFanoutHook]
+
+
+@pytest.fixture
+def hooks(aredis: redis.asyncio.Redis) -> Hooks:
+    """The greeks hook on the test's Redis and the fan-out after it, sending to a recording layer."""
     greeks = GreeksHook(aredis, load_table=_table)
     layer = RecordingLayer()
-    fanout = StreamFanoutHook(layer, greeks)
+    return greeks, layer, StreamFanoutHook(layer, greeks)
+
+
+async def test_one_message_per_chain_and_underlying_with_greeks_and_forward(
+    hooks: Hooks,
+) -> None:
+    greeks, layer, fanout = hooks
     future = tick_rows([FUTURE_TOKEN], [true_forward(MONTHLY)], exchange_timestamp=NOW)
     ticks = np.concatenate([chain_frame(WEEKLY), chain_frame(MONTHLY, with_index=False), future])
     batch = TickBatch("acct", ticks, received_at=123.5)
@@ -76,10 +85,8 @@ async def test_one_message_per_chain_and_underlying_with_greeks_and_forward(
     assert companions == {INDEX_TOKEN, FUTURE_TOKEN}
 
 
-async def test_nothing_is_sent_for_a_heartbeat_or_unknown_tokens(aredis: redis.asyncio.Redis) -> None:
-    greeks = GreeksHook(aredis, load_table=_table)
-    layer = RecordingLayer()
-    fanout = StreamFanoutHook(layer, greeks)
+async def test_nothing_is_sent_for_a_heartbeat_or_unknown_tokens(hooks: Hooks) -> None:
+    greeks, layer, fanout = hooks
     await greeks(TickBatch("acct", chain_frame(WEEKLY), 0.0))  # loads the table
     layer.sent.clear()
 
@@ -90,11 +97,9 @@ async def test_nothing_is_sent_for_a_heartbeat_or_unknown_tokens(aredis: redis.a
 
 
 async def test_an_underlying_tick_alone_reaches_every_chain_of_that_underlying(
-    aredis: redis.asyncio.Redis,
+    hooks: Hooks,
 ) -> None:
-    greeks = GreeksHook(aredis, load_table=_table)
-    layer = RecordingLayer()
-    fanout = StreamFanoutHook(layer, greeks)
+    greeks, layer, fanout = hooks
     await greeks(TickBatch("acct", chain_frame(WEEKLY), 0.0))  # loads the table
 
     await fanout(TickBatch("acct", tick_rows([INDEX_TOKEN], [SPOT + 5]), 7.0))
@@ -111,11 +116,9 @@ async def test_an_underlying_tick_alone_reaches_every_chain_of_that_underlying(
 
 
 async def test_a_chain_without_option_ticks_in_the_frame_gets_its_underlying_rows(
-    aredis: redis.asyncio.Redis,
+    hooks: Hooks,
 ) -> None:
-    greeks = GreeksHook(aredis, load_table=_table)
-    layer = RecordingLayer()
-    fanout = StreamFanoutHook(layer, greeks)
+    greeks, layer, fanout = hooks
     weekly_only = TickBatch("acct", chain_frame(WEEKLY), 2.0)  # the weekly's options and the index
     await greeks(weekly_only)
 
@@ -126,11 +129,9 @@ async def test_a_chain_without_option_ticks_in_the_frame_gets_its_underlying_row
     assert [json.loads(row)["instrument_token"] for row in monthly["rows"]] == [INDEX_TOKEN]
 
 
-async def test_frames_a_few_ms_apart_go_out_as_one_message_per_chain(aredis: redis.asyncio.Redis) -> None:
+async def test_frames_a_few_ms_apart_go_out_as_one_message_per_chain(hooks: Hooks) -> None:
     """An account's connections frame apart: each chain still gets one message, the newest rows."""
-    greeks = GreeksHook(aredis, load_table=_table)
-    layer = RecordingLayer()
-    fanout = StreamFanoutHook(layer, greeks)
+    greeks, layer, fanout = hooks
     first = TickBatch("acct", chain_frame(WEEKLY), 1.0)  # the weekly's options and the index
     await greeks(first)
 

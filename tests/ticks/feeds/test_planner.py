@@ -1,17 +1,14 @@
 import random
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import Counter
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
+from tests.ticks.feeds.planning import accounts, assert_valid, by_connection, group, primaries
 from ticks.feeds.planner import (
     AccountCapacity,
     Assignment,
     ConnectionDiff,
     DesiredGroup,
-    Plan,
     PlanResult,
     plan_assign,
     plan_diff,
@@ -20,79 +17,6 @@ from ticks.feeds.planner import (
 NIFTY_INDEX, NIFTY_FUT = 256265, 13238786
 BANKNIFTY_INDEX, BANKNIFTY_FUT = 260105, 13238530
 COMPANION = 50_000_000  # above every option token used here
-
-
-def group(key: str, options: range | Sequence[int], companions: Sequence[int] = ()) -> DesiredGroup:
-    return DesiredGroup(key, frozenset(options), frozenset(companions))
-
-
-def accounts(
-    *ids: int, healthy: bool = True, max_connections: int = 3, per_connection: int = 3000
-) -> list[AccountCapacity]:
-    return [AccountCapacity(i, healthy, max_connections, per_connection) for i in ids]
-
-
-def primaries(plan: Plan) -> dict[int, tuple[int, int]]:
-    return {row.token: (row.account_id, row.connection) for row in plan if row.primary}
-
-
-def by_connection(plan: Plan) -> dict[tuple[int, int], set[int]]:
-    tokens: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for row in plan:
-        tokens[(row.account_id, row.connection)].add(row.token)
-    return dict(tokens)
-
-
-def unplaced(result: PlanResult) -> set[int]:
-    return set().union(*(error.unplaced for error in result.errors))
-
-
-def assert_valid(
-    groups: Sequence[DesiredGroup], fleet: Sequence[AccountCapacity], result: PlanResult
-) -> None:
-    """Every invariant a plan must hold, whatever its inputs."""
-    plan = result.plan
-    assert list(plan) == sorted(plan, key=lambda r: (r.account_id, r.connection, r.token))
-    assert len({(r.account_id, r.connection, r.token) for r in plan}) == len(plan)
-    _assert_capacity(fleet, plan)
-    _assert_exactly_once(groups, result)
-    _assert_companions_ride_along(groups, plan)
-
-
-def _assert_capacity(fleet: Sequence[AccountCapacity], plan: Plan) -> None:
-    specs = {spec.account_id: spec for spec in fleet}
-    for (account_id, connection), tokens in by_connection(plan).items():
-        spec = specs[account_id]
-        assert spec.healthy
-        assert 0 <= connection < spec.max_connections
-        assert len(tokens) <= spec.tokens_per_connection
-
-
-def _assert_exactly_once(groups: Sequence[DesiredGroup], result: PlanResult) -> None:
-    wanted = set().union(*(g.option_tokens | g.companion_tokens for g in groups))
-    counts = Counter(row.token for row in result.plan if row.primary)
-    assert all(count == 1 for count in counts.values())
-    missing = unplaced(result)
-    assert set(counts) | missing == wanted
-    assert not set(counts) & missing
-    assert sum(len(error.unplaced) for error in result.errors) == len(missing)
-    for error in result.errors:
-        assert str(len(error.unplaced)) in error.message
-    assert {row.token for row in result.plan} <= set(counts)
-
-
-def _assert_companions_ride_along(groups: Sequence[DesiredGroup], plan: Plan) -> None:
-    carried = by_connection(plan)
-    needed: dict[tuple[int, int], set[int]] = defaultdict(set)
-    option_group = {token: g for g in groups for token in g.option_tokens}
-    for row in plan:
-        if row.token in option_group:
-            needed[(row.account_id, row.connection)] |= option_group[row.token].companion_tokens
-    for key, companions in needed.items():
-        assert companions <= carried[key]
-    for row in plan:
-        if not row.primary:
-            assert row.token in needed[(row.account_id, row.connection)]
 
 
 # --- placement ----------------------------------------------------------------------------------
@@ -456,138 +380,3 @@ def test_three_underlyings_of_nine_thousand_each_span_the_fleet() -> None:
     assert result.errors == ()
     assert sorted(by_connection(result.plan)) == [(a, c) for a in (1, 2, 3) for c in range(3)]
     assert sum(row.primary for row in result.plan) == 3 * 8992
-
-
-# --- properties ---------------------------------------------------------------------------------
-
-COMPANIONS = range(10_000, 10_006)
-
-
-@st.composite
-def desires(draw: st.DrawFn) -> list[DesiredGroup]:
-    """Up to 5 groups sharing up to 80 options at random and drawing companions from one small pool."""
-    count = draw(st.integers(0, 5))
-    if count == 0:
-        return []
-    owners = draw(st.lists(st.integers(0, count - 1), max_size=80))
-    groups = []
-    for index in range(count):
-        mine = [token for token, owner in enumerate(owners, start=1) if owner == index]
-        companions = draw(st.sets(st.sampled_from(COMPANIONS), max_size=3))
-        groups.append(group(f"U{index}", mine, sorted(companions)))
-    return groups
-
-
-SMALL_CONNECTIONS = st.integers(1, 16)  # small, so that groups often span connections
-ANY_HEALTH = st.booleans()
-ANY_CONNECTION_LIMIT = st.integers(0, 3)
-
-
-@st.composite
-def fleets(
-    draw: st.DrawFn,
-    per_connection: st.SearchStrategy[int] = SMALL_CONNECTIONS,
-    healthy: st.SearchStrategy[bool] = ANY_HEALTH,
-    connections: st.SearchStrategy[int] = ANY_CONNECTION_LIMIT,
-) -> list[AccountCapacity]:
-    ids = draw(st.permutations(range(1, 7)))[: draw(st.integers(0, 4))]
-    return [AccountCapacity(i, draw(healthy), draw(connections), draw(per_connection)) for i in ids]
-
-
-junk_plans = st.lists(
-    st.builds(
-        Assignment,
-        st.integers(1, 300) | st.sampled_from(COMPANIONS),
-        st.integers(1, 6),
-        st.integers(0, 3),
-        st.booleans(),
-    ),
-    max_size=40,
-).map(tuple)
-
-
-@settings(max_examples=200, deadline=None)
-@given(before=desires(), old_fleet=fleets(), groups=desires(), fleet=fleets())
-def test_any_re_plan_is_valid_and_reports_moves(
-    before: list[DesiredGroup],
-    old_fleet: list[AccountCapacity],
-    groups: list[DesiredGroup],
-    fleet: list[AccountCapacity],
-) -> None:
-    previous = plan_assign(before, old_fleet, None).plan
-    result = plan_assign(groups, fleet, previous)
-    assert_valid(groups, fleet, result)
-    old, new = primaries(previous), primaries(result.plan)
-    assert result.moved == {token for token, where in new.items() if old.get(token, where) != where}
-
-
-@settings(max_examples=100, deadline=None)
-@given(groups=desires(), fleet=fleets(), previous=junk_plans)
-def test_any_previous_plan_yields_a_valid_plan(
-    groups: list[DesiredGroup], fleet: list[AccountCapacity], previous: Plan
-) -> None:
-    assert_valid(groups, fleet, plan_assign(groups, fleet, previous))
-
-
-@settings(max_examples=200, deadline=None)
-@given(groups=desires(), fleet=fleets())
-def test_re_planning_is_a_fixed_point(groups: list[DesiredGroup], fleet: list[AccountCapacity]) -> None:
-    first = plan_assign(groups, fleet, None)
-    assert plan_assign(groups, fleet, None) == first
-    assert plan_assign(groups, fleet, first.plan) == PlanResult(first.plan, first.errors, frozenset())
-
-
-@settings(max_examples=200, deadline=None)
-@given(groups=desires(), fleet=fleets(per_connection=st.integers(6, 40)), data=st.data())
-def test_losing_an_account_moves_only_its_tokens(
-    groups: list[DesiredGroup], fleet: list[AccountCapacity], data: st.DataObject
-) -> None:
-    first = plan_assign(groups, fleet, None)
-    healthy = [spec.account_id for spec in fleet if spec.healthy]
-    assume(first.plan and not first.errors)
-    lost_account = data.draw(st.sampled_from(healthy))
-    after_fleet = [
-        AccountCapacity(
-            s.account_id,
-            s.healthy and s.account_id != lost_account,
-            s.max_connections,
-            s.tokens_per_connection,
-        )
-        for s in fleet
-    ]
-    second = plan_assign(groups, after_fleet, first.plan)
-    assert_valid(groups, after_fleet, second)
-    before, after = primaries(first.plan), primaries(second.plan)
-    lost = {token for token, (account_id, _) in before.items() if account_id == lost_account}
-    assert second.moved <= lost
-    assert all(after[token] == where for token, where in before.items() if token not in lost)
-
-
-@settings(max_examples=200, deadline=None)
-@given(groups=desires(), data=st.data())
-def test_nothing_is_unplaced_when_every_group_fits_its_own_connection(
-    groups: list[DesiredGroup], data: st.DataObject
-) -> None:
-    biggest = max((len(g.option_tokens | g.companion_tokens) for g in groups), default=1)
-    per_connection = st.integers(max(biggest, 1), biggest + 5)
-    fleet = data.draw(
-        fleets(per_connection=per_connection, healthy=st.just(True), connections=st.integers(1, 3))
-    )
-    assume(groups and len(groups) <= sum(spec.max_connections for spec in fleet))
-    assert plan_assign(groups, fleet, None).errors == ()
-
-
-@settings(max_examples=100, deadline=None)
-@given(old_groups=desires(), groups=desires(), fleet=fleets())
-def test_applying_the_diff_turns_the_old_subscriptions_into_the_new(
-    old_groups: list[DesiredGroup], groups: list[DesiredGroup], fleet: list[AccountCapacity]
-) -> None:
-    old = plan_assign(old_groups, fleet, None).plan
-    new = plan_assign(groups, fleet, old).plan
-    current = by_connection(old)
-    for key, diff in plan_diff(old, new).items():
-        assert diff.subscribe or diff.unsubscribe
-        assert not diff.subscribe & current.get(key, set())
-        assert diff.unsubscribe <= current.get(key, set())
-        current[key] = (current.get(key, set()) | diff.subscribe) - diff.unsubscribe
-    assert {key: tokens for key, tokens in current.items() if tokens} == by_connection(new)
