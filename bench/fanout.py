@@ -286,7 +286,8 @@ def main() -> None:
         feed_supervise(client=redis_client())
         until(lambda: redis_client().hlen("greeks:latest") > 50, timeout=60)
         print(
-            f"4 chains ({', '.join(chains)}), one feed, deltas every <= 100 ms per connection; "
+            f"4 chains ({', '.join(chains)}), one feed, one delta per {ENV.get('STREAM_FLUSH_MS', 100)} ms "
+            "per connection on average (burst 2); "
             f"web: uvicorn with {args.workers} worker process(es), CPU and RSS summed over them"
         )
         for n in (int(c) for c in args.clients.split(",")):

@@ -6,13 +6,14 @@ Protocol (JSON text frames; README "Live stream"):
            {"action": "unsubscribe", "chain": ...} / {"action": "unsubscribe", "tokens": [...]}
            {"action": "snapshot", "chain": ...}            (after a gap in seq)
   server → {"type": "snapshot", "chain": ..., "seq": n, "rows": [...], ...chain fields}
-           {"type": "delta", "seq": n, "rows": [...]}      (at most one per flush interval)
+           {"type": "delta", "seq": n, "rows": [...]}      (one per flush interval on average)
            {"type": "error", "message": ..., "field": ...}
 Auth: the Django session (dashboard) or an API key in the ``X-Api-Key`` header or the
 ``api_key`` query parameter (scripts); anything else is closed with 4401.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -22,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from ticks.conflation import Conflator
+from ticks.conflation import Conflator, SendBudget
 from ticks.models import ClientApiKey
 from ticks.snapshots import shared_snapshot
 from ticks.stream import (
@@ -157,25 +158,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
         return set(getattr(self, "token_groups", set())).union(*(sub.groups for sub in chains.values()))
 
     async def _flush_loop(self) -> None:
-        """Send pending rows as soon as the send budget allows: STREAM_FLUSH_MS per delta on average,
-        with a burst of 2. A strict gap of one interval phase-locks to ~100 ms of lag when frames
-        arrive at that same cadence (measured with bench/fanout.py); the burst keeps a delta right
-        behind its frame. A frame is one message per chain (ticks.fanout), so nothing waits to gather."""
-        interval = settings.STREAM_FLUSH_MS / 1000
+        """Send what is pending as soon as the budget allows (ticks.conflation.SendBudget); a newer
+        frame may allow it sooner, so a wait ends when one is merged. A frame is one message per
+        chain (ticks.fanout), so nothing waits to gather here."""
         loop = asyncio.get_running_loop()
-        budget, refilled_at = FLUSH_BURST, loop.time()
+        budget = SendBudget(settings.STREAM_FLUSH_MS / 1000, FLUSH_BURST, wall_at=loop.time())
         while True:
             await self.dirty.wait()
-            now = loop.time()
-            budget = min(FLUSH_BURST, budget + (now - refilled_at) / interval)
-            refilled_at = now
-            if budget < 1:
-                await asyncio.sleep((1 - budget) * interval)
-                budget, refilled_at = 1.0, loop.time()
             self.dirty.clear()
+            delay = budget.wait(loop.time(), self.conflator.newest_received_at)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.dirty.wait(), delay)
+                self.dirty.set()  # still pending: ask the budget again
+                continue
             delta = self.conflator.take()
             if delta is not None:
-                budget -= 1
+                budget.spend()
                 await self._send_text(delta_text(delta))
 
     async def _send(self, message: dict[str, Any]) -> None:

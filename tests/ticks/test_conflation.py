@@ -1,8 +1,10 @@
-"""Per-connection conflation and the delta frame built from pre-encoded rows (pure: no Redis)."""
+"""Per-connection conflation, its send budget and the delta frame built from pre-encoded rows
+(pure: no Redis, no clock)."""
 
 import json
+import random
 
-from ticks.conflation import Conflator
+from ticks.conflation import Conflator, SendBudget
 from ticks.stream import delta_text, rows_message
 
 
@@ -89,3 +91,46 @@ def test_a_delta_frame_is_the_rows_spliced_into_valid_json() -> None:
         "received_at": 100.25,
         "newest_received_at": 100.25,
     }
+
+
+def _flush(budget: SendBudget, arrivals: list[tuple[float, float | None]]) -> list[float]:
+    """When each frame went out, as the flush loop sends: arrivals are (web time, feed time); a wait
+    ends early when a frame arrives, and a delta carries every frame that arrived before it went."""
+    went_out: list[float] = []
+    clock = 0.0
+    while len(went_out) < len(arrivals):
+        clock = max(clock, arrivals[len(went_out)][0])
+        while (delay := budget.wait(clock, _newest(arrivals, clock))) > 0:
+            clock = min(clock + delay, min((at for at, _ in arrivals if at > clock), default=clock + delay))
+        budget.spend()
+        went_out += [clock] * sum(1 for web_at, _ in arrivals[len(went_out) :] if web_at <= clock)
+    return went_out
+
+
+def _newest(arrivals: list[tuple[float, float | None]], clock: float) -> float | None:
+    return max((frame_at for web_at, frame_at in arrivals if web_at <= clock and frame_at), default=None)
+
+
+def test_a_late_delivery_does_not_hold_back_the_deltas_after_it() -> None:
+    # 10 frames a second, exactly the budget; the web process handled frame 3 40 ms late.
+    arrivals = [(n / 10 + (0.04 if n == 3 else 0.0), n / 10) for n in range(1, 30)]
+    went_out = _flush(SendBudget(interval=0.1, burst=1, wall_at=0.0), arrivals)
+
+    assert [round(out - web_at, 9) for out, (web_at, _) in zip(went_out, arrivals, strict=True)] == [0] * 29
+
+
+def test_on_the_wall_clock_alone_that_delay_would_have_stuck() -> None:
+    arrivals = [(n / 10 + (0.04 if n == 3 else 0.0), None) for n in range(1, 30)]
+    went_out = _flush(SendBudget(interval=0.1, burst=1, wall_at=0.0), arrivals)
+
+    lags = [round(out - web_at, 3) for out, (web_at, _) in zip(went_out, arrivals, strict=True)]
+    # every delta after the late one waits as long: what the feed's clock is there for
+    assert lags == [0.0] * 3 + [0.04] * 26
+
+
+def test_frames_faster_than_the_budget_are_conflated_to_its_rate() -> None:
+    jitter = random.Random(7)
+    arrivals = [(n / 40 + jitter.uniform(0, 0.02), n / 40) for n in range(1, 401)]  # 40 a second, 10 s
+    sends = sorted(set(_flush(SendBudget(interval=0.1, burst=2, wall_at=0.0), arrivals)))
+
+    assert 95 <= len(sends) <= 2 + 10 / 0.1  # the burst, then one per interval
