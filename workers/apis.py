@@ -3,6 +3,7 @@
 import os
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import redis
 from django.conf import settings
@@ -46,10 +47,30 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition; with PROMETHEUS_MULTIPROC_DIR set, every process's metrics."""
     registry = REGISTRY
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _forget_dead_processes(Path(directory))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _forget_dead_processes(directory: Path) -> None:
+    """``live*`` gauges (feeds connected, tokens subscribed) leave out a process only once it is
+    marked dead, and a Celery child that was killed, recycled or timed out never marks itself."""
+    for path in directory.glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        if not _running(pid):
+            multiprocess.mark_process_dead(pid, str(directory))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
 
 
 class FeedListApi(APIView):
