@@ -4,6 +4,7 @@ Request bodies use Kite's parameter names; unknown fields, strings for numbers, 
 non-finite or out-of-range numbers are refused with a 400 naming the field.
 """
 
+import copy
 import math
 import re
 from decimal import Decimal
@@ -18,11 +19,13 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders.authentication import CachedApiKeyAuthentication
 from orders.errors import TradingNotPermittedError
 from orders.market_clock import market_now
 from orders.models import Order, OrderEvent
@@ -110,6 +113,14 @@ class RejectUnknownFieldsMixin:
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+# Each serializer gets shallow copies of the declared fields, not DRF's deep copies (about 150 us of an
+# order request here): binding only sets attributes on the copy, and nothing changes a declared field or
+# the validator lists and error messages the copies share. (A comment: a docstring would reach the schema.)
+class ShallowFieldCopiesMixin:
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}  # type: ignore[attr-defined]
 
 
 class OrderOutputSerializer(serializers.Serializer):
@@ -236,6 +247,11 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
+# The project's default pair (API key first, so an anonymous request gets 401 with WWW-Authenticate:
+# Api-Key), the key check cached (orders.authentication).
+AUTHENTICATION = [CachedApiKeyAuthentication, SessionAuthentication]
+
+
 def _idempotency_key(request: Request) -> str:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -257,9 +273,10 @@ def _detail(request: Request, order: Order) -> dict[str, Any]:
 
 
 class OrderListApi(APIView):
+    authentication_classes = AUTHENTICATION
     parser_classes = [StrictJSONParser]
 
-    class InputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    class InputSerializer(ShallowFieldCopiesMixin, RejectUnknownFieldsMixin, serializers.Serializer):
         account = StrictCharField(max_length=64)
         exchange = StrictChoiceField(choices=EXCHANGES)
         tradingsymbol = StrictCharField(max_length=64)
@@ -333,9 +350,10 @@ class OrderListApi(APIView):
 
 
 class OrderDetailApi(APIView):
+    authentication_classes = AUTHENTICATION
     parser_classes = [StrictJSONParser]
 
-    class ModifySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    class ModifySerializer(ShallowFieldCopiesMixin, RejectUnknownFieldsMixin, serializers.Serializer):
         quantity = StrictIntegerField(required=False, min_value=1, max_value=MAX_QUANTITY)
         price = PriceField(required=False, allow_null=True)
         trigger_price = PriceField(required=False, allow_null=True)
@@ -382,6 +400,8 @@ class OrderDetailApi(APIView):
 
 
 class PositionListApi(APIView):
+    authentication_classes = AUTHENTICATION
+
     class FilterSerializer(serializers.Serializer):
         account = serializers.CharField(max_length=64)
 

@@ -10,10 +10,11 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from orders.guard import kite_call
+from orders.lookup_cache import LookupCache
 from orders.models import Order, OrderEvent
 from orders.redis_io import orders_redis
 from orders.states import AT_KITE, NOT_YET_AT_KITE
-from ticks.models import BrokerAccount
+from ticks.models import BrokerAccount, Instrument
 
 ClientUser = AbstractBaseUser | AnonymousUser
 
@@ -21,6 +22,8 @@ ClientUser = AbstractBaseUser | AnonymousUser
 ACCOUNT_SECRETS = ("account__api_key", "account__api_secret", "account__access_token")
 # Orders whose Kite state may still change, or whose fate at Kite is not yet known.
 LIVE_AT_KITE = Q(status__in=AT_KITE) | Q(status__in=NOT_YET_AT_KITE, placement_attempts__gt=0)
+# (exchange, tradingsymbol) -> the instrument, for order validation (README "Orders": ORDER_LOOKUP_CACHE_S).
+INSTRUMENTS: LookupCache[tuple[str, str], Instrument] = LookupCache(lambda: settings.ORDER_LOOKUP_CACHE_S)
 
 
 def permitted_account(*, client: ClientUser, name: str, with_secrets: bool = False) -> BrokerAccount | None:
@@ -30,6 +33,18 @@ def permitted_account(*, client: ClientUser, name: str, with_secrets: bool = Fal
     if not with_secrets:
         accounts = accounts.only("id", "name", "enabled", "health")
     return accounts.first()
+
+
+def instrument_for_order(*, exchange: str, tradingsymbol: str) -> Instrument | None:
+    """The listed instrument, as read at most ORDER_LOOKUP_CACHE_S ago (the instruments change once a
+    day); an unknown one is looked up every time, so a newly listed contract counts at once."""
+    key = (exchange, tradingsymbol)
+    instrument = INSTRUMENTS.get(key)
+    if instrument is None:
+        instrument = Instrument.objects.filter(exchange=exchange, tradingsymbol=tradingsymbol).first()
+        if instrument is not None:
+            INSTRUMENTS.put(key, instrument)
+    return instrument
 
 
 def order_list(

@@ -23,8 +23,9 @@ from django.utils import timezone
 from orders import metrics
 from orders.errors import TradingNotPermittedError
 from orders.guard import kite_call
+from orders.lookup_cache import LookupCache
 from orders.models import Order, OrderEvent
-from orders.selectors import ACCOUNT_SECRETS, ClientUser, permitted_account
+from orders.selectors import ACCOUNT_SECRETS, ClientUser, instrument_for_order, permitted_account
 from orders.states import AT_KITE, FINAL, OrderStatus
 from orders.validation import (
     MAX_MODIFICATIONS,
@@ -44,6 +45,10 @@ SUBMIT_TASK = "orders.submit"
 SUBMIT_QUEUE = "orders"  # CELERY_TASK_ROUTES sends orders.* here
 APPLY_KITE_UPDATE_TASK = "orders.apply_kite_update"
 Source = OrderEvent.Source
+# (client id, account name) -> the account, while the client may place orders on it (README "Orders").
+TRADABLE_ACCOUNTS: LookupCache[tuple[int, str], BrokerAccount] = LookupCache(
+    lambda: settings.ORDER_LOOKUP_CACHE_S
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,33 +86,38 @@ def order_place(
     with the same body gets the original order back, with a different body a 409.
     """
     fingerprint = request.fingerprint()
-    existing = _order_by_key(client, idempotency_key)
-    if existing is not None:
-        return _replayed(existing, fingerprint)
-    account = _tradable_account(client, request.account)
-    instrument = Instrument.objects.filter(
-        exchange=request.terms.exchange, tradingsymbol=request.terms.tradingsymbol
-    ).first()
     try:
-        placement = validate_place(
-            request.terms, _facts(instrument), market_now, max_slices=settings.ORDER_MAX_SLICES
-        )
-    except OrderInvalid as invalid:
-        raise ApplicationError(invalid.message, field=invalid.field) from invalid
-    assert instrument is not None  # validate_place refuses a missing instrument
-    try:
-        with transaction.atomic():
-            orders = _orders_create(
-                client, idempotency_key, fingerprint, account, instrument, request, placement
-            )
-            transaction.on_commit(partial(orders_enqueue, [order.pk for order in orders]), robust=True)
-    except IntegrityError:
+        orders = _orders_accept(client, idempotency_key, fingerprint, request, market_now)
+    except (ApplicationError, IntegrityError):
+        # A new order pays for no lookup of its key: a used one fails the insert (unique constraint),
+        # or the checks refused a retry that passed them when it was first sent (before the close, say).
         existing = _order_by_key(client, idempotency_key)
         if existing is None:
             raise
         return _replayed(existing, fingerprint)
     metrics.ACCEPTED.inc(len(orders))
     return PlaceResult(order=orders[0], created=True, slice_ids=[order.pk for order in orders[1:]])
+
+
+def _orders_accept(
+    client: ClientUser, idempotency_key: str, fingerprint: str, request: PlaceRequest, market_now: datetime
+) -> list[Order]:
+    account = _tradable_account(client, request.account)
+    terms = request.terms
+    instrument = instrument_for_order(exchange=terms.exchange, tradingsymbol=terms.tradingsymbol)
+    placement = _validated(terms, instrument, market_now)
+    assert instrument is not None  # validate_place refuses a missing instrument
+    with transaction.atomic():
+        orders = _orders_create(client, idempotency_key, fingerprint, account, instrument, request, placement)
+        transaction.on_commit(partial(orders_enqueue, [order.pk for order in orders]), robust=True)
+    return orders
+
+
+def _validated(terms: OrderTerms, instrument: Instrument | None, market_now: datetime) -> Placement:
+    try:
+        return validate_place(terms, _facts(instrument), market_now, max_slices=settings.ORDER_MAX_SLICES)
+    except OrderInvalid as invalid:
+        raise ApplicationError(invalid.message, field=invalid.field) from invalid
 
 
 def orders_enqueue(order_ids: Iterable[int]) -> None:
@@ -128,14 +138,12 @@ def _send(task: str, args: list[Any]) -> None:
 
 
 def _order_by_key(client: ClientUser, idempotency_key: str) -> Order | None:
-    # Every new order pays for this lookup, so it is a bare one; a replay then loads the order.
-    found = Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key).values_list(
-        "pk", flat=True
+    return (
+        Order.objects.filter(client_id=client.pk, idempotency_key=idempotency_key)
+        .select_related("account")
+        .defer(*ACCOUNT_SECRETS)
+        .first()
     )
-    order_id = found.first()
-    if order_id is None:
-        return None
-    return Order.objects.select_related("account").defer(*ACCOUNT_SECRETS).get(pk=order_id)
 
 
 def _replayed(order: Order, fingerprint: str) -> PlaceResult:
@@ -148,6 +156,13 @@ def _replayed(order: Order, fingerprint: str) -> PlaceResult:
 
 
 def _tradable_account(client: ClientUser, name: str) -> BrokerAccount:
+    """The account when the client may place orders on it now; only such an answer is cached, so a
+    granted permission, an enabled account or a new token counts at once, a revoked one within
+    ORDER_LOOKUP_CACHE_S."""
+    key = (client.pk, name)
+    account = TRADABLE_ACCOUNTS.get(key)
+    if account is not None:
+        return account
     account = permitted_account(client=client, name=name)
     if account is None:
         raise TradingNotPermittedError(f"You may not trade on account {name!r}.", field="account")
@@ -157,6 +172,7 @@ def _tradable_account(client: ClientUser, name: str) -> BrokerAccount:
         raise ConflictError(
             f"Kite refused account {name!r}'s access token; an operator must log in again.", field="account"
         )
+    TRADABLE_ACCOUNTS.put(key, account)
     return account
 
 

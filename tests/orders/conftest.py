@@ -17,7 +17,10 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
+from orders.authentication import API_KEYS
 from orders.models import TradingPermission
+from orders.selectors import INSTRUMENTS
+from orders.services import TRADABLE_ACCOUNTS
 from tests.ticks.factories import BrokerAccountFactory, OptionFactory, UserFactory
 from tests.workers.conftest import fleet, kitesim, stack_env, start_worker  # noqa: F401 - shared fixtures
 from ticks.market_time import IST
@@ -29,6 +32,13 @@ def next_trading_day_at(hour: int) -> datetime:
     while day.weekday() >= 5:
         day += timedelta(days=1)
     return datetime.combine(day, time(hour), tzinfo=IST)
+
+
+@pytest.fixture(autouse=True)
+def fresh_lookup_caches() -> None:
+    """Rows cached by an earlier test (SQLite reuses their ids) must not answer for this one's."""
+    for cache in (API_KEYS, TRADABLE_ACCOUNTS, INSTRUMENTS):
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ from orders.apis import (
     OrderPlacedOutputSerializer,
 )
 from orders.models import Order, OrderEvent
+from orders.services import TRADABLE_ACCOUNTS
 from orders.states import OrderStatus
 from orders.submission import order_submit
 from tests.orders.conftest import Trader, limit_body, make_trader, queued_submissions
@@ -75,6 +76,22 @@ def test_the_same_key_with_another_body_is_a_conflict(trader: Trader, option: In
 
     assert response.status_code == 409
     assert response.json()["order_id"] == first.json()["id"]
+    assert Order.objects.count() == 1
+
+
+def test_a_retry_gets_its_original_even_when_the_same_request_would_be_refused_now(
+    trader: Trader, account: BrokerAccount, option: Instrument, settings, market_open_clock
+) -> None:
+    first = trader.place(limit_body(option))
+    settings.ORDER_MARKET_CLOCK = market_open_clock.replace(hour=19).isoformat()
+    BrokerAccount.objects.filter(pk=account.pk).update(enabled=False)
+    TRADABLE_ACCOUNTS.clear()  # as after ORDER_LOOKUP_CACHE_S
+
+    again = trader.place(limit_body(option))
+    changed = trader.place(limit_body(option, price=102))
+
+    assert (first.status_code, again.status_code, changed.status_code) == (201, 200, 409)
+    assert again.json()["id"] == first.json()["id"] == changed.json()["order_id"]
     assert Order.objects.count() == 1
 
 

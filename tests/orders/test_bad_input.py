@@ -7,6 +7,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orders.apis import OrderListApi
 from orders.models import Order, OrderEvent
 from tests.orders.conftest import Trader, limit_body, queued_submissions
 from ticks.models import Instrument
@@ -147,3 +148,16 @@ def test_arbitrary_json_objects_never_cause_a_500(trader: Trader, body: dict) ->
     response = trader.place(json.dumps(body), key="fuzz")
 
     assert response.status_code in (400, 403), (body, response.content)
+
+
+def test_each_request_validates_with_its_own_field_copies() -> None:
+    body = {"account": "demo", "exchange": "NFO", "tradingsymbol": "X", "variety": "regular"}
+    body |= {"transaction_type": "BUY", "order_type": "MARKET", "product": "NRML"}
+    good = OrderListApi.InputSerializer(data={**body, "quantity": 65})
+    bad = OrderListApi.InputSerializer(data={**body, "quantity": "65"})
+
+    assert good.is_valid() and not bad.is_valid()
+    assert (good.fields["quantity"].parent, bad.fields["quantity"].parent) == (good, bad)
+    declared = OrderListApi.InputSerializer._declared_fields["quantity"]
+    assert (declared.parent, declared.field_name) == (None, None)
+    assert list(bad.errors) == ["quantity"]

@@ -15,6 +15,7 @@ from orders.breaker import CircuitBreaker
 from orders.kite_sync import orders_reconcile
 from orders.models import Order
 from orders.redis_io import orders_redis
+from orders.services import TRADABLE_ACCOUNTS
 from orders.states import OrderStatus
 from orders.submission import order_submit
 from tests.orders.conftest import Trader, limit_body, make_trader
@@ -192,11 +193,19 @@ def test_an_expired_token_fails_the_order_with_a_clear_reason(desk, fleet, kites
     assert "refused the access token" in order.status_message and "not placed" in order.status_message
     account = BrokerAccount.objects.get(name="demo")
     assert account.health == BrokerAccount.Health.TOKEN_EXPIRED
-    # the next order is refused at the door until an operator logs in again ...
-    assert trader.place(limit_body(option, order_type="MARKET", price=None), key="k2").status_code == 409
+    # for up to ORDER_LOOKUP_CACHE_S this web process remembers the account as tradable: an order is
+    # accepted, and the worker fails it without sending it ...
+    stale = trader.place(limit_body(option, order_type="MARKET", price=None), key="k2")
+    assert stale.status_code == 201
+    assert order_submit(order_id=stale.json()["id"]).outcome == "failed"
+    # ... then (the memory lapsed: cleared here) orders are refused at the door until an operator logs in again ...
+    TRADABLE_ACCOUNTS.clear()
+    assert trader.place(limit_body(option, order_type="MARKET", price=None), key="k2b").status_code == 409
     token = log_in_again(kitesim, "demo", "demosecret")
     broker_account_set_token(account=account, access_token=token, issued_at=timezone.now())
-    assert tagged(kite_orders(account), order.kite_tag) == []  # nothing was placed
+    book = kite_orders(account)
+    stale_tag = Order.objects.get(pk=stale.json()["id"]).kite_tag
+    assert tagged(book, order.kite_tag) == tagged(book, stale_tag) == []  # nothing was placed
     # ... after which orders flow again
     assert order_submit(order_id=market(trader, option, "k3").pk).outcome == "placed"
 

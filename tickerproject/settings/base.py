@@ -277,3 +277,7 @@ ORDER_FREEZE_QUANTITIES = env.dict(
 ORDER_MARKET_CLOCK = env.str("ORDER_MARKET_CLOCK", default="wall")  # wall | kitesim | ISO datetime (frozen)
 ORDER_POSITIONS_CACHE_S = env.float("ORDER_POSITIONS_CACHE_S", default=2.0)
 ORDER_MAX_BODY_BYTES = env.int("ORDER_MAX_BODY_BYTES", default=16_384)
+# Per web process, the order API remembers API key -> client, client -> tradable account and instrument
+# rows this long; a change saved through the ORM counts at once, one that bypasses it this late
+# (orders.lookup_cache, README "Orders").
+ORDER_LOOKUP_CACHE_S = env.float("ORDER_LOOKUP_CACHE_S", default=5.0)
