@@ -22,10 +22,12 @@ trap 'kill -TERM "$honcho_pid" 2>/dev/null; wait "$honcho_pid"' INT TERM EXIT
 
 python scripts/wait_for.py "$KITE_ROOT/_sim/state" "http://127.0.0.1:$WEB_PORT/healthz"
 python manage.py demo_seed
+python manage.py grant_trading admin demo
 
 cat <<TXT
 
   Ticker Service is running (Ctrl-C stops every process).
+    Dashboard  http://127.0.0.1:$WEB_PORT/           user admin / password admin
     Admin      http://127.0.0.1:$WEB_PORT/admin/     user admin / password admin
     API docs   http://127.0.0.1:$WEB_PORT/api/docs/
     Health     http://127.0.0.1:$WEB_PORT/healthz
@@ -33,7 +35,7 @@ cat <<TXT
     Feeds      http://127.0.0.1:$WEB_PORT/api/v1/feeds
     Flower     http://127.0.0.1:$FLOWER_PORT/
     kitesim    $KITE_ROOT  (api_key demo, api_secret demosecret, access_token demotoken)
-  An API key for scripts: .venv/bin/python manage.py issue_api_key admin
+  An API key for scripts (admin may trade on demo): .venv/bin/python manage.py issue_api_key admin
 
 TXT
 wait "$honcho_pid"
