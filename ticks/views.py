@@ -6,8 +6,11 @@ from django.shortcuts import render
 
 from ticks.models import WatchSpec
 
+DEFAULT_UNDERLYING = "NIFTY"  # selected first when watched: the index most traders open
+
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    underlyings = list(WatchSpec.objects.filter(enabled=True).values_list("underlying", flat=True))
+    watched = WatchSpec.objects.filter(enabled=True).values_list("underlying", flat=True)
+    underlyings = sorted(watched, key=lambda name: (name != DEFAULT_UNDERLYING, name))
     return render(request, "dashboard.html", {"underlyings": underlyings})

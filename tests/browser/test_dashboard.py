@@ -44,7 +44,9 @@ def page() -> Iterator[Page]:
 
 
 @pytest.fixture
-def streaming(fleet: dict[str, BrokerAccount], start_worker: Callable[..., WorkerProcess], redis_client: redis.Redis) -> None:
+def streaming(
+    fleet: dict[str, BrokerAccount], start_worker: Callable[..., WorkerProcess], redis_client: redis.Redis
+) -> None:
     UserFactory(username="trader")  # before the page: Playwright's sync API runs a loop in this thread
     feed_plan_refresh(client=redis_client)
     tokens = sorted(feed_plan_current().assignments.values_list("instrument_token", flat=True))
@@ -55,6 +57,18 @@ def streaming(fleet: dict[str, BrokerAccount], start_worker: Callable[..., Worke
 
 def _prices(page: Page) -> list[str]:
     return page.locator('td[data-leg="CE"][data-field="last_price"]').all_inner_texts()
+
+
+def _cells_under_other_headers(page: Page) -> list[tuple[str | None, str | None]]:
+    """(header, cell) fields that differ along the first row: each column must hold what it says."""
+    return page.evaluate(
+        """() => {
+            const headers = [...document.querySelectorAll("#chain thead tr:last-child th")];
+            const cells = [...document.querySelectorAll("#chain tbody tr:first-child td")];
+            return headers.map((th, i) => [th.dataset.field ?? null, cells[i]?.dataset.field ?? null])
+                          .filter(([header, cell]) => header !== cell);
+        }"""
+    )
 
 
 def _log_in(page: Page, url: str) -> None:
@@ -85,6 +99,7 @@ def test_a_trader_watches_the_live_nifty_chain_and_survives_a_server_restart(
         _log_in(page, web.url)
         _sees_prices_and_ivs_change(page)
         expect(page.locator("tr.atm")).to_have_count(1)
+        assert _cells_under_other_headers(page) == []
         expect(page.locator("#feeds tbody tr", has_text="streaming")).to_have_count(1, timeout=10_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), animations="disabled", timeout=60_000)
@@ -94,6 +109,9 @@ def test_a_trader_watches_the_live_nifty_chain_and_survives_a_server_restart(
         web = WebProcess(stack_env, port, log)
 
         _sees_prices_and_ivs_change(page)  # reconnected, resubscribed, streaming again
-        page.screenshot(path=str(ARTIFACTS / "dashboard-after-reconnect.png"), animations="disabled", timeout=60_000)
+        expect(page.locator("tr.atm")).to_have_count(1)  # the fresh snapshot's rows mark ATM again
+        page.screenshot(
+            path=str(ARTIFACTS / "dashboard-after-reconnect.png"), animations="disabled", timeout=60_000
+        )
     finally:
         web.kill()

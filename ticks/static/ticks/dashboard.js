@@ -1,12 +1,13 @@
 // The live option chain: one WebSocket (/ws/stream/), snapshot then numbered deltas.
 "use strict";
 
-const LEG_FIELDS = ["vega", "theta", "gamma", "delta", "iv", "oi", "volume", "bid", "ask", "last_price"];
+// Calls read outwards from the strike, puts mirror them.
+const LEG_FIELDS = ["vega", "theta", "gamma", "delta", "iv", "oi", "volume", "bid", "ask", "change", "last_price"];
 const FORMAT = {
   last_price: (v) => v.toFixed(2), bid: (v) => v.toFixed(2), ask: (v) => v.toFixed(2),
   oi: (v) => v.toLocaleString("en-IN"), volume: (v) => v.toLocaleString("en-IN"),
   iv: (v) => (v * 100).toFixed(2), delta: (v) => v.toFixed(3), gamma: (v) => v.toFixed(5),
-  theta: (v) => v.toFixed(2), vega: (v) => v.toFixed(2),
+  theta: (v) => v.toFixed(2), vega: (v) => v.toFixed(2), change: (v) => `${v >= 0 ? "+" : ""}${v.toFixed(2)}`,
 };
 
 const state = { ws: null, chain: null, seq: 0, legs: new Map(), atm: null, forward: null,
@@ -77,6 +78,7 @@ function receive(message) {
 function renderSnapshot(snapshot) {
   state.seq = snapshot.seq;
   state.legs = new Map();
+  state.atm = null;  // the rows are new: mark the ATM row again even if the strike has not moved
   state.indexToken = snapshot.index_token;
   const strikes = [...new Set(snapshot.rows.map((r) => r.strike))].sort((a, b) => a - b);
   const body = $("chain").tBodies[0];
@@ -89,12 +91,14 @@ function renderSnapshot(snapshot) {
   applyMeta(snapshot);
   scheduleSmile();
   const atm = body.querySelector("tr.atm");
-  if (atm) atm.scrollIntoView({ block: "center" });
+  const wrap = $("chain").parentElement;  // scroll the chain only, not the page around it
+  if (atm) wrap.scrollTop = atm.offsetTop - (wrap.clientHeight - atm.offsetHeight) / 2;
 }
 
 function strikeRow(strike) {
   const tr = document.createElement("tr");
   tr.dataset.strike = strike;
+  tr.className = "empty";  // shown once a leg has a price: strikes outside the watched window stay hidden
   const cells = (type) => LEG_FIELDS.map((f) => `<td data-leg="${type}" data-field="${f}">—</td>`);
   tr.innerHTML = [...cells("CE"), `<td class="strike">${strike}</td>`, ...cells("PE").reverse()].join("");
   return tr;
@@ -110,12 +114,14 @@ function applyRow(row, flash = true) {
   if (!leg) return;
   Object.assign(leg.row, row);
   const tr = $("chain").querySelector(`tr[data-strike="${leg.strike}"]`);
+  if (Number.isFinite(row.last_price)) tr.classList.remove("empty");
   for (const field of LEG_FIELDS) {
     if (!(field in row)) continue;
     const cell = tr.querySelector(`td[data-leg="${leg.type}"][data-field="${field}"]`);
     const text = show(row[field], field);
     if (cell.textContent === text) continue;
     cell.textContent = text;
+    if (field === "change") cell.dataset.sign = Math.sign(row.change);
     if (flash) { cell.classList.remove("flash"); void cell.offsetWidth; cell.classList.add("flash"); }
   }
 }
@@ -146,15 +152,15 @@ function drawSmile() {
   }
   points.sort((a, b) => a[0] - b[0]);
   const svg = $("smile");
-  if (points.length < 2) { svg.innerHTML = `<text x="10" y="90">waiting for prices</text>`; return; }
+  if (points.length < 2) { svg.innerHTML = `<text x="10" y="60">waiting for prices</text>`; return; }
   const [x0, x1] = [points[0][0], points[points.length - 1][0]];
   const ivs = points.map((p) => p[1]);
   const [y0, y1] = [Math.min(...ivs), Math.max(...ivs) + 1e-9];
   const sx = (x) => 30 + ((x - x0) / (x1 - x0)) * 280;
-  const sy = (y) => 160 - ((y - y0) / (y1 - y0)) * 140;
+  const sy = (y) => 108 - ((y - y0) / (y1 - y0)) * 96;
   const line = points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
   svg.innerHTML = `<polyline points="${line}" class="smile-line"/>` +
-    `<text x="2" y="20">${y1.toFixed(1)}%</text><text x="2" y="165">${y0.toFixed(1)}%</text>`;
+    `<text x="2" y="12">${y1.toFixed(1)}%</text><text x="2" y="117">${y0.toFixed(1)}%</text>`;
 }
 
 async function refreshFeeds() {
