@@ -13,22 +13,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.request import Request
 
 from orders.lookup_cache import LookupCache, lookups_begin
-from ticks.authentication import ApiKeyAuthentication
+from ticks.authentication import ApiKeyAuthentication, key_from
 from ticks.models import ClientApiKey
 
 Authenticated = tuple[AbstractBaseUser, ClientApiKey]
 
-# sha256 of the request's key headers -> the user and key they proved (README "Orders").
+# sha256 of the request's API key (the cache never holds a key in clear) -> the user and key it proved.
 API_KEYS: LookupCache[bytes, Authenticated] = LookupCache(lambda: settings.ORDER_LOOKUP_CACHE_S)
-
-
-def _credentials(request: Request) -> bytes | None:
-    """The headers a key can come in, hashed: the cache never holds a key in clear."""
-    authorization = request.META.get("HTTP_AUTHORIZATION", "")
-    header_key = request.META.get("HTTP_X_API_KEY", "")
-    if not authorization and not header_key:
-        return None
-    return hashlib.sha256(f"{authorization}\n{header_key}".encode()).digest()
 
 
 class CachedApiKeyAuthentication(ApiKeyAuthentication):
@@ -36,9 +27,10 @@ class CachedApiKeyAuthentication(ApiKeyAuthentication):
 
     def authenticate(self, request: Request) -> Authenticated | None:
         lookups_begin()
-        credentials = _credentials(request)
-        if credentials is None:
+        key = key_from(request)
+        if key is None:
             return None
+        credentials = hashlib.sha256(key.encode()).digest()
         cached = API_KEYS.get(credentials)
         if cached is not None and not cached[1].has_expired:
             return cached

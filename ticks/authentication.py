@@ -9,7 +9,8 @@ from ticks.models import ClientApiKey
 KEYWORD = "Api-Key"
 
 
-def _key_from(request: Request) -> str | None:
+def key_from(request: Request) -> str | None:
+    """The key the request carries, from either header; None without one."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     keyword, _, key = header.partition(" ")
     if keyword == KEYWORD and key:
@@ -21,7 +22,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Resolve a hashed client key to its user; a wrong key is a 401, never a fallthrough."""
 
     def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ClientApiKey] | None:
-        key = _key_from(request)
+        key = key_from(request)
         if key is None:
             return None
         try:
