@@ -37,13 +37,10 @@ from kitesim.paths import (
 from kitesim.pricing import SECONDS_PER_YEAR, forward_price, round_to_tick
 from kitesim.universe import UNDERLYINGS, Universe, universe_from_csv, universe_generate
 from kitesim.wire import TickColumns
+from ticks.bars.intervals import INTERVAL_MINUTES
 
 Candle = tuple[float, float, float, float, float, int, int]
 UniverseFactory = Callable[[date, Mapping[str, float]], Universe]
-INTERVAL_MINUTES = {
-    "minute": 1, "3minute": 3, "5minute": 5, "10minute": 10, "15minute": 15, "30minute": 30,
-    "60minute": 60, "day": 0,
-}
 BAR_KNOTS = np.array([0.0, 15.0, 35.0, 55.0])
 MINUTES_PER_SESSION = 375
 LISTING_DAYS = 120

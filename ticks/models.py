@@ -144,3 +144,42 @@ class ClientApiKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "client API key"
         verbose_name_plural = "client API keys"
+
+
+class Bar(models.Model):
+    """One OHLCV bar of one instrument: built live from the feed, or Kite's own candle.
+
+    Keyed by the instrument token (not a foreign key): bars outlive instrument reloads, and index
+    tokens stream before any dump row exists. ``start`` is the bar's first instant (aware, exchange
+    time); ``interval`` uses Kite's names (``minute``, ``3minute``, ..., ``day``). A live bar is
+    ``settled`` once Kite's own candle for the same minute replaced it (ticks.bars.settlement);
+    ``ticks`` counts the feed ticks a live bar was built from (0 for Kite's candles).
+    """
+
+    class Source(models.TextChoices):
+        LIVE = "live"
+        KITE = "kite"
+
+    instrument_token = models.BigIntegerField()
+    interval = models.CharField(max_length=16)
+    start = models.DateTimeField()
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.BigIntegerField(default=0)
+    oi = models.BigIntegerField(default=0)
+    ticks = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.LIVE)
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument_token", "interval", "start"], name="bar_token_interval_start"
+            ),
+        ]
+        ordering = ["instrument_token", "interval", "start"]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_token} {self.interval} @ {self.start:%Y-%m-%d %H:%M}"

@@ -11,12 +11,8 @@ from kitesim.rest.keys import STATE
 from kitesim.rest.pipeline import Route
 from kitesim.timefmt import ist_candle_timestamp, parse_ist
 from kitesim.universe import SimInstrument
+from ticks.bars.intervals import KITE_MAX_SPAN_DAYS as MAX_SPAN_DAYS
 
-# The longest span one request may cover, per interval (Kite staff, forum 3105).
-MAX_SPAN_DAYS = {
-    "minute": 60, "3minute": 100, "5minute": 100, "10minute": 100,
-    "15minute": 200, "30minute": 200, "60minute": 400, "day": 2000,
-}
 NO_CANDLES = "No candles found based on token and time and candleType."
 
 

@@ -149,6 +149,8 @@ CELERY_TASK_ROUTES = {
 }
 ORDER_RECONCILE_S = env.float("ORDER_RECONCILE_S", default=5.0)  # the rest of the ORDER_* block is at the end
 ORDER_SWEEP_S = env.float("ORDER_SWEEP_S", default=15.0)
+BARS_SETTLE_S = env.float("BARS_SETTLE_S", default=60.0)
+BARS_GAP_FILL_S = env.float("BARS_GAP_FILL_S", default=300.0)
 # The whole beat schedule lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     "instruments-refresh-daily": {
@@ -158,6 +160,10 @@ CELERY_BEAT_SCHEDULE = {
     "feeds-supervise": {"task": "workers.feed_supervise", "schedule": 5.0, "options": {"expires": 5}},
     "feeds-reconcile": {"task": "workers.feed_reconcile", "schedule": 15.0, "options": {"expires": 15}},
     "greeks-snapshot": {"task": "greeks.snapshot", "schedule": 60.0, "options": {"expires": 60}},
+    # Bars (README "Bars and history"): settle closed minutes against Kite's candles, fill gaps, prune.
+    "bars-settle": {"task": "bars.settle", "schedule": BARS_SETTLE_S, "options": {"expires": BARS_SETTLE_S}},
+    "bars-fill-gaps": {"task": "bars.fill_gaps", "schedule": BARS_GAP_FILL_S, "options": {"expires": BARS_GAP_FILL_S}},
+    "bars-prune": {"task": "bars.prune", "schedule": crontab(hour=16, minute=0)},  # 16:00 IST, after the close
     # Orders: poll Kite's order book for live orders; re-enqueue orders stuck in PENDING/SUBMITTING.
     "orders-reconcile": {
         "task": "orders.reconcile",
@@ -217,6 +223,14 @@ if GREEKS_MODEL not in ("black76", "bs"):
     raise ImproperlyConfigured(f"GREEKS_MODEL must be black76 or bs, got {GREEKS_MODEL!r}")
 if GREEKS_BACKEND not in ("numpy", "mibian"):
     raise ImproperlyConfigured(f"GREEKS_BACKEND must be numpy or mibian, got {GREEKS_BACKEND!r}")
+
+# --- Bars (README "Bars and history") ------------------------------------
+# Days of bars kept per stored interval; bars.prune deletes older ones (0 or absent: kept forever).
+BARS_RETENTION_DAYS = env.dict(
+    "BARS_RETENTION_DAYS", cast={"value": int}, default={"minute": 400, "day": 0}
+)
+# Kite's historical endpoint: 3 requests/s per api_key, shared fleet-wide (orders.ratelimit buckets).
+BARS_HISTORICAL_RATE_LIMITS = env.list("BARS_HISTORICAL_RATE_LIMITS", default=["3/1"])
 
 # --- DRF -------------------------------------------------------------------
 REST_FRAMEWORK = {
