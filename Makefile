@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-browser lint bench
+.PHONY: run test test-unit test-integration test-browser test-clock lint bench
 
 $(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required")'
@@ -31,6 +31,12 @@ test-integration: $(STAMP)
 test-browser: $(STAMP)
 	$(BIN)/python scripts/ensure_redis.py
 	$(BIN)/python -m pytest -m browser
+
+# The clock-reading tests at each instant of scripts/test_clock.py, under Debian's libfaketime
+# (.ci/run installs the faketime package when it is missing).
+test-clock: $(STAMP)
+	$(BIN)/python scripts/ensure_redis.py
+	$(BIN)/python scripts/test_clock.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

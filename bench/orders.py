@@ -103,7 +103,7 @@ ENV = {
     "DATABASE_URL": _database_url(),
     "REDIS_URL": REDIS_URL,
     "KITE_ROOT": KITE_ROOT,
-    "ORDER_MARKET_CLOCK": "kitesim",  # kitesim's session is open at any hour
+    "MARKET_CLOCK": "kitesim",  # kitesim's session is open at any hour
     "LOG_LEVEL": "WARNING",
     "KITE_HTTP_TIMEOUT": "3",
     "ORDER_LEASE_MARGIN_S": "1",

@@ -34,6 +34,7 @@ from greeks.tickpath import (
     priced_at,
     sources_missing,
 )
+from ticks.clocks import ExchangeClock
 from ticks.feeds.latest import LATEST_KEY
 from ticks.feeds.pipeline import TickBatch
 from ticks.feeds.protocol import TICK_DTYPE
@@ -81,7 +82,7 @@ class GreeksHook:
         self._reload: asyncio.Task[InstrumentTable] | None = None
         self._load_started_at = -math.inf
         self._remote_at = -math.inf
-        self._market_time = 0.0  # the newest exchange timestamp seen
+        self._exchange_clock = ExchangeClock()
 
     @property
     def table(self) -> InstrumentTable | None:
@@ -144,11 +145,9 @@ class GreeksHook:
         return self._table
 
     def _view(self, batch: TickBatch) -> FrameView:
-        stamped = batch.ticks["exchange_timestamp"]
-        if stamped.size:
-            self._market_time = max(self._market_time, float(stamped.max()))
-        fallback = self._market_time if self._market_time > 0 else batch.received_at
-        return frame_view(self._loaded(), self._board, batch.ticks, fallback)
+        self._exchange_clock.observe(batch.ticks["exchange_timestamp"])
+        now = self._exchange_clock.now(fallback=batch.received_at)
+        return frame_view(self._loaded(), self._board, batch.ticks, now)
 
     def _greeks(self, view: FrameView) -> FrameGreeks:
         return frame_greeks(

@@ -27,7 +27,6 @@ from rest_framework.views import APIView
 
 from orders.authentication import CachedApiKeyAuthentication
 from orders.errors import TradingNotPermittedError
-from orders.market_clock import market_now
 from orders.models import Order, OrderEvent
 from orders.parsers import StrictJSONParser
 from orders.selectors import order_get, order_list, permitted_account, positions_for
@@ -43,6 +42,7 @@ from orders.validation import (
     OrderTerms,
 )
 from tickerproject.exceptions import ApplicationError, NotFoundError
+from ticks.clocks import market_now
 
 MAX_QUANTITY = 10_000_000
 MAX_PRICE = Decimal("100000000")  # ₹10 crore a unit: far above any listed instrument

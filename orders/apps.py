@@ -11,7 +11,6 @@ class OrdersConfig(AppConfig):
         # Malformed order settings stop start-up naming the variable, not the first order.
         from orders import schema  # noqa: F401 - registers the cached API-key scheme with drf-spectacular
         from orders.lookup_cache import forget_lookups_on_change
-        from orders.market_clock import check_clock_setting
         from orders.ratelimit import parse_limits
 
         parse_limits(settings.ORDER_RATE_LIMITS, "ORDER_RATE_LIMITS")
@@ -20,7 +19,6 @@ class OrdersConfig(AppConfig):
             raise ImproperlyConfigured(
                 f"ORDER_RATE_SAFETY must be between 0 and 1, got {settings.ORDER_RATE_SAFETY}"
             )
-        check_clock_setting(settings.ORDER_MARKET_CLOCK)
         if settings.ORDER_LOOKUP_CACHE_S < 0:
             raise ImproperlyConfigured(
                 f"ORDER_LOOKUP_CACHE_S must be 0 or more, got {settings.ORDER_LOOKUP_CACHE_S}"

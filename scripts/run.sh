@@ -7,7 +7,7 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 export WEB_PORT="${WEB_PORT:-8000}" KITESIM_PORT="${KITESIM_PORT:-8765}" FLOWER_PORT="${FLOWER_PORT:-5555}"
 export KITE_ROOT="${KITE_ROOT:-http://127.0.0.1:$KITESIM_PORT}"
 # Market hours follow kitesim's simulated session, so the demo trades at any hour.
-export ORDER_MARKET_CLOCK="${ORDER_MARKET_CLOCK:-kitesim}"
+export MARKET_CLOCK="${MARKET_CLOCK:-kitesim}"
 mkdir -p var
 # Celery children and uvicorn share metrics through files; stale files from a previous run would lie.
 export PROMETHEUS_MULTIPROC_DIR="$PWD/var/prometheus"

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class TicksConfig(AppConfig):
@@ -7,3 +8,6 @@ class TicksConfig(AppConfig):
 
     def ready(self) -> None:
         from ticks import schema  # noqa: F401 - registers the API-key scheme with drf-spectacular
+        from ticks.clocks import check_clock_setting
+
+        check_clock_setting(settings.MARKET_CLOCK)  # a malformed clock stops start-up, naming the variable

@@ -1,8 +1,10 @@
 """Redis names shared by feeds, the supervisor and the reconciler (the control plane's wiring)."""
 
-CONTROL_CHANNEL = (
-    "feeds:control"  # JSON: {"action": "plan", "version": n} | {"action": "stop", "account": id}
-)
+from django.conf import settings
+
+# JSON: {"action": "plan", "version": n} | {"action": "stop", "account": id}. Pub/sub ignores the
+# database number, so two deployments (or test runs) on one Redis need their own channel names.
+CONTROL_CHANNEL: str = settings.FEED_CONTROL_CHANNEL
 PLAN_VERSION_KEY = "feeds:plan:version"
 
 

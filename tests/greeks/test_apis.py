@@ -40,7 +40,7 @@ from ticks.feeds.latest import LatestTickCache
 from ticks.feeds.pipeline import TickBatch
 from ticks.models import ClientApiKey
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.clock]
 
 CHAIN = f"/api/v1/chains/NIFTY/{WEEKLY.isoformat()}"
 ATM = 24_800.0

@@ -12,6 +12,8 @@ from kitesim.paths import NiftyReplay, session_open_epoch
 from kitesim.pricing import RISK_FREE_RATE, SECONDS_PER_YEAR, smile_vol
 from kitesim.server import default_start_epoch, session_roll
 
+pytestmark = pytest.mark.clock
+
 SESSION = date(2026, 8, 17)
 OPEN = session_open_epoch(SESSION)
 TICK = 0.05

@@ -14,7 +14,7 @@ from kitesim.testing import KitesimThread
 from kitesim.universe import CSV_HEADER
 from tests.kitesim.rest_drive import PacedKite, atm_option, nifty_future, paced_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 KITE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -25,7 +25,13 @@ def paced(kitesim_server: KitesimThread) -> PacedKite:
 
 
 def sim_now(server: KitesimThread) -> datetime:
-    return datetime.fromtimestamp(server.state.clock.now(), IST).replace(tzinfo=None)
+    """kitesim's now as a Kite query instant: naive IST, whole seconds.
+
+    Kite's ``from``/``to`` carry whole seconds (the client formats them so), so a window built from a
+    sub-second instant is not the window asked for: at the session's first second, the 09:15:00
+    candle would fall "before" a start of 09:15:00.145.
+    """
+    return datetime.fromtimestamp(server.state.clock.now(), IST).replace(tzinfo=None, microsecond=0)
 
 
 # -- instruments -------------------------------------------------------------------------------------

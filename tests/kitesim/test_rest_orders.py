@@ -20,7 +20,7 @@ from tests.kitesim.rest_drive import (
     touch,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 ACCEPTED = ["PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING"]
 

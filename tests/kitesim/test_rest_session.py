@@ -11,7 +11,7 @@ from kiteconnect.exceptions import InputException, TokenException
 from kitesim.testing import KitesimThread
 from tests.kitesim.rest_drive import paced_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def request_token(server: KitesimThread, **params: str) -> tuple[str, dict[str, list[str]]]:

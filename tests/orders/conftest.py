@@ -45,7 +45,7 @@ def fresh_lookup_caches() -> None:
 def market_open_clock(settings) -> datetime:
     """A frozen market clock at 10:00 IST on the next weekday (kitesim tests switch to its clock)."""
     now = next_trading_day_at(10)
-    settings.ORDER_MARKET_CLOCK = now.isoformat()
+    settings.MARKET_CLOCK = now.isoformat()
     return now
 
 

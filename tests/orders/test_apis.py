@@ -22,7 +22,7 @@ from tests.orders.conftest import Trader, limit_body, make_trader, queued_submis
 from tests.ticks.factories import BrokerAccountFactory, OptionFactory
 from ticks.models import BrokerAccount, Instrument
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock]
 
 
 def test_an_order_is_stored_pending_with_its_history_and_queued(
@@ -83,7 +83,7 @@ def test_a_retry_gets_its_original_even_when_the_same_request_would_be_refused_n
     trader: Trader, account: BrokerAccount, option: Instrument, settings, market_open_clock
 ) -> None:
     first = trader.place(limit_body(option))
-    settings.ORDER_MARKET_CLOCK = market_open_clock.replace(hour=19).isoformat()
+    settings.MARKET_CLOCK = market_open_clock.replace(hour=19).isoformat()
     BrokerAccount.objects.filter(pk=account.pk).update(enabled=False)
     TRADABLE_ACCOUNTS.clear()  # as after ORDER_LOOKUP_CACHE_S
 
@@ -176,7 +176,7 @@ def test_an_expired_contract_is_refused(trader: Trader, market_open_clock) -> No
 def test_outside_market_hours_only_amo_is_taken(
     trader: Trader, option: Instrument, settings, market_open_clock
 ) -> None:
-    settings.ORDER_MARKET_CLOCK = market_open_clock.replace(hour=19).isoformat()
+    settings.MARKET_CLOCK = market_open_clock.replace(hour=19).isoformat()
 
     assert trader.place(limit_body(option), key="a").json()["variety"] == [
         "The market is closed (09:15-15:30 IST, weekdays): only AMO orders now."

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def desk(fleet: dict[str, BrokerAccount], settings) -> tuple[Trader, Instrument]:
-    settings.ORDER_MARKET_CLOCK = "kitesim"
+    settings.MARKET_CLOCK = "kitesim"
     settings.ORDER_RETRY_BASE_S = 0.05
     settings.ORDER_BREAKER_RESET_S = 1.0
     return make_trader(fleet["demo"], fleet["alt"]), atm_option()

@@ -184,7 +184,7 @@ def test_while_the_queue_has_a_backlog_only_lapsed_leases_are_swept(
 @pytest.fixture
 def resting(fleet: dict[str, BrokerAccount], settings) -> tuple[Trader, Order]:
     """A BUY LIMIT far below the market: it rests OPEN at Kite."""
-    settings.ORDER_MARKET_CLOCK = "kitesim"
+    settings.MARKET_CLOCK = "kitesim"
     trader = make_trader(fleet["demo"])
     option = atm_option()
     order_id = trader.place(limit_body(option, price=0.05)).json()["id"]
@@ -254,7 +254,7 @@ def test_kite_down_during_a_cancel_is_a_503(resting, kitesim: KitesimThread) -> 
 def test_the_sweeper_adopts_what_kite_has_instead_of_re_sending(
     fleet, settings, redis_client: redis.Redis
 ) -> None:
-    settings.ORDER_MARKET_CLOCK = "kitesim"
+    settings.MARKET_CLOCK = "kitesim"
     settings.ORDER_STUCK_GRACE_S = 1
     trader, option = make_trader(fleet["demo"]), atm_option()
     order = Order.objects.get(

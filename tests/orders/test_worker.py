@@ -81,7 +81,7 @@ class Desk:
 
 @pytest.fixture
 def desk(fleet: dict[str, BrokerAccount], start_worker: Callable[..., WorkerProcess], settings) -> Desk:
-    settings.ORDER_MARKET_CLOCK = "kitesim"
+    settings.MARKET_CLOCK = "kitesim"
     return Desk(fleet, start_worker)
 
 

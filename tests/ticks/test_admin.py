@@ -4,7 +4,7 @@ from django.test import Client
 from tests.ticks.factories import BrokerAccountFactory, OptionFactory, UserFactory
 from ticks.models import BrokerAccount
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from ticks.services import (
 SLICE = Path(__file__).parents[1] / "resources" / "instruments-slice.csv"
 HEADER = ",".join(KITE_HEADER)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock]
 
 
 def _load(text: str) -> None:

@@ -193,6 +193,8 @@ CHANNEL_LAYERS = {
 }
 
 # --- Kite ------------------------------------------------------------------
+# The market clock for code with no feed frame at hand (ticks/clocks.py): wall | kitesim | ISO datetime.
+MARKET_CLOCK = env.str("MARKET_CLOCK", default="wall")
 # REST root; the WebSocket root is derived (http -> ws). kitesim in dev and tests.
 KITE_ROOT = env.str("KITE_ROOT", default="http://127.0.0.1:8765")
 KITE_WS_ROOT = env.str("KITE_WS_ROOT", default=KITE_ROOT.replace("http", "ws", 1))
@@ -205,6 +207,8 @@ FEED_WATCHDOG_S = env.float(
     "FEED_WATCHDOG_S", default=5.0
 )  # silence (no frame, no heartbeat) before reconnect
 FEED_REPORT_S = env.float("FEED_REPORT_S", default=2.0)
+# The Redis pub/sub channel of plan and stop messages; pub/sub spans every database of a Redis.
+FEED_CONTROL_CHANNEL = env.str("FEED_CONTROL_CHANNEL", default="feeds:control")
 # When set, every feed appends its raw frames to <dir>/<account>-<epoch>.frames (see feed_replay).
 FEED_RECORD_DIR = env.str("FEED_RECORD_DIR", default="") or None
 # Index instrument of each underlying, as Kite keys it (exchange:tradingsymbol).
@@ -288,7 +292,6 @@ ORDER_MAX_SLICES = env.int("ORDER_MAX_SLICES", default=10)
 ORDER_FREEZE_QUANTITIES = env.dict(
     "ORDER_FREEZE_QUANTITIES", cast={"value": int}, default={"NIFTY": 1800, "BANKNIFTY": 900, "SENSEX": 1000}
 )
-ORDER_MARKET_CLOCK = env.str("ORDER_MARKET_CLOCK", default="wall")  # wall | kitesim | ISO datetime (frozen)
 ORDER_POSITIONS_CACHE_S = env.float("ORDER_POSITIONS_CACHE_S", default=2.0)
 ORDER_MAX_BODY_BYTES = env.int("ORDER_MAX_BODY_BYTES", default=16_384)
 # Per web process, the order API remembers API key -> client, client -> tradable account and instrument

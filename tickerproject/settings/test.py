@@ -20,6 +20,8 @@ CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
 # Redis pub/sub ignores the database number: a prefix per test run keeps concurrent runs apart.
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = env.str("TEST_CHANNEL_PREFIX", default=f"test{os.getpid()}")
+# The feeds' control channel too: another run's "stop account 1" must not stop this run's feed.
+FEED_CONTROL_CHANNEL = f"{CHANNEL_LAYERS['default']['CONFIG']['prefix']}:feeds:control"
 
 # Tests serve the app and run database_sync_to_async in threads of the test process, where a kept
 # connection outlives its test (pytest-django then refuses it; PostgreSQL cannot drop the test database).
