@@ -1,12 +1,26 @@
-"""Option chains with IV and Greeks: live, at a stored minute, and one strike's IV over a day."""
+"""Option chains with IV and Greeks: live, at a stored minute, one strike's IV over a day, one option's export."""
 
-from drf_spectacular.utils import extend_schema
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from greeks.selectors import greeks_chain_live, greeks_chain_minute, greeks_strike_history
+from greeks.selectors import (
+    HISTORY_FIELDS,
+    greeks_chain_live,
+    greeks_chain_minute,
+    greeks_option_history,
+    greeks_strike_history,
+)
+from ticks.bars.apis import CsvExportApi, RangeInputSerializer, csv_response
+from ticks.bars.intervals import KITE_MAX_SPAN_DAYS, MINUTE
+from ticks.bars.selectors import instrument_resolve
 
 
 class OptionOutputSerializer(serializers.Serializer):
@@ -101,3 +115,73 @@ class ChainHistoryApi(APIView):
             underlying=underlying, expiry=data["expiry"], strike=data["strike"], day=data.get("date")
         )
         return Response(self.OutputSerializer(history).data)
+
+
+class OptionHistoryPointSerializer(serializers.Serializer):
+    taken_at = serializers.DateTimeField(help_text="the minute, in market (exchange) time, IST")
+    last_price = serializers.FloatField(allow_null=True)
+    bid = serializers.FloatField(allow_null=True)
+    ask = serializers.FloatField(allow_null=True)
+    oi = serializers.IntegerField(allow_null=True)
+    volume = serializers.IntegerField(allow_null=True)
+    forward = serializers.FloatField(allow_null=True)
+    forward_source = serializers.CharField(help_text="future, parity, index or none")
+    t_years = serializers.FloatField(allow_null=True)
+    iv = serializers.FloatField(allow_null=True, help_text="from the last price, a fraction")
+    iv_mid = serializers.FloatField(allow_null=True, help_text="from the mid of the best bid and ask")
+    delta = serializers.FloatField(allow_null=True)
+    gamma = serializers.FloatField(allow_null=True)
+    theta = serializers.FloatField(allow_null=True, help_text="rupees per calendar day")
+    vega = serializers.FloatField(allow_null=True, help_text="rupees per vol point")
+    rho = serializers.FloatField(allow_null=True, help_text="rupees per rate point")
+    status = serializers.CharField()
+
+
+class OptionGreeksHistoryApi(CsvExportApi):
+    """GET /api/v1/greeks/history?instrument=<token|NFO:SYMBOL>&from=<ISO>&to=<ISO>[&format=csv]
+
+    One option's stored minutes (greeks.models.GreeksSnapshot) in [from, to]: JSON paginated
+    (limit/offset), CSV the whole range with a header row. Minute data, so minute bars' span limit
+    (60 days). Unknown instrument 404, a non-option 400, both naming ``instrument``.
+    """
+
+    class InputSerializer(RangeInputSerializer):
+        def max_span_days(self, attrs: dict[str, Any]) -> int:
+            return KITE_MAX_SPAN_DAYS[MINUTE]
+
+    @extend_schema(
+        parameters=[
+            InputSerializer,
+            OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the whole range"),
+            OpenApiParameter("limit", int, description="JSON only"),
+            OpenApiParameter("offset", int, description="JSON only"),
+        ],
+        responses={
+            (200, "application/json"): inline_serializer(
+                "OptionGreeksHistoryPage",
+                {
+                    "instrument_token": serializers.IntegerField(),
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": OptionHistoryPointSerializer(many=True),
+                },
+            ),
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        option = instrument_resolve(key=data["instrument"])
+        rows = greeks_option_history(option=option, start=data["from"], end=data["to"])
+        if self.wants_csv(request):
+            # Read before streaming: the database is not touched once the server iterates the body.
+            return csv_response(f"greeks-{option.instrument_token}.csv", HISTORY_FIELDS, list(rows))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        points = [dict(zip(HISTORY_FIELDS, row, strict=True)) for row in page]
+        response = paginator.get_paginated_response(OptionHistoryPointSerializer(points, many=True).data)
+        response.data = {"instrument_token": option.instrument_token, **response.data}
+        return response

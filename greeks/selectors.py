@@ -4,6 +4,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import redis
@@ -16,12 +17,17 @@ from greeks.models import GreeksSnapshot
 from greeks.records import ChainKey, ChainLatest, ForwardSource, chain_latest_read
 from greeks.status import GreeksStatus
 from greeks.tickpath import InstrumentRow, InstrumentTable, instrument_table_build
-from tickerproject.exceptions import NotFoundError
+from tickerproject.exceptions import ApplicationError, NotFoundError
 from ticks.models import Instrument, WatchSpec
 from ticks.selectors import OPTION_TYPES, underlying_exists
 
 DERIVATIVE_TYPES = (Instrument.Type.CE, Instrument.Type.PE, Instrument.Type.FUT)
 GREEK_FIELDS = ("iv", "iv_mid", "delta", "gamma", "theta", "vega", "rho")
+# One option's stored minute, as the history export serves it (greeks_option_history).
+HISTORY_FIELDS = (
+    "taken_at", "last_price", "bid", "ask", "oi", "volume", "forward", "forward_source", "t_years",
+    *GREEK_FIELDS, "status",
+)  # fmt: skip
 # A quote that has ticked but has no greeks record yet (the hook has not seen it, or is not running).
 PENDING = "pending"
 
@@ -320,3 +326,29 @@ def greeks_watched_chains() -> list[ChainKey]:
         .distinct()
     )
     return [ChainKey(name, expiry) for name, expiry in pairs]
+
+
+def greeks_option_history(
+    *, option: Instrument, start: datetime, end: datetime
+) -> QuerySet[GreeksSnapshot, tuple[Any, ...]]:
+    """One option's stored minutes in [start, end], oldest first, as HISTORY_FIELDS tuples (lazy).
+
+    Keyed as the snapshots are (underlying, expiry, strike, type), so a range is one scan of the
+    greeks_snapshot_strike index. ApplicationError naming ``instrument`` for a non-option.
+    """
+    if option.instrument_type not in OPTION_TYPES:
+        raise ApplicationError(
+            f"{option} is not an option: IV and Greeks are stored for CE and PE only.", field="instrument"
+        )
+    return (
+        GreeksSnapshot.objects.filter(
+            underlying=option.name,
+            expiry=option.expiry,
+            strike=option.strike,
+            option_type=option.instrument_type,
+            taken_at__gte=start,
+            taken_at__lte=end,
+        )
+        .order_by("taken_at")
+        .values_list(*HISTORY_FIELDS)
+    )

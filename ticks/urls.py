@@ -1,7 +1,8 @@
 from django.urls import path
 
-from greeks.apis import ChainApi, ChainHistoryApi
+from greeks.apis import ChainApi, ChainHistoryApi, OptionGreeksHistoryApi
 from ticks.apis import ChainExpiryListApi, InstrumentListApi, LatestTickListApi
+from ticks.bars.apis import BarListApi
 from workers.apis import FeedListApi
 
 urlpatterns = [
@@ -10,6 +11,8 @@ urlpatterns = [
     # After ".../expiries", which would otherwise read as an expiry named "expiries".
     path("chains/<str:underlying>/<str:expiry>", ChainApi.as_view(), name="chain-detail"),
     path("chains/<str:underlying>/<str:expiry>/history", ChainHistoryApi.as_view(), name="chain-history"),
+    path("bars", BarListApi.as_view(), name="bar-list"),
+    path("greeks/history", OptionGreeksHistoryApi.as_view(), name="greeks-history"),
     path("ticks/latest", LatestTickListApi.as_view(), name="tick-latest-list"),
     path("feeds", FeedListApi.as_view(), name="feed-list"),
 ]
