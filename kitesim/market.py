@@ -13,6 +13,7 @@ import numpy as np
 
 from kitesim.clock import IST
 from kitesim.model import (
+    SLOT_SECONDS,
     Contracts,
     Dynamics,
     cumulative_volume,
@@ -228,33 +229,79 @@ class Market:
         return [d for d in days if is_trading_day(d) and session_open_epoch(d) <= end]
 
     def _minute_bars(self, one: Contracts, day: date) -> np.ndarray:
-        """Rows of (start, open, high, low, close, volume, oi) for the day's minutes up to now."""
+        """Rows of (start, open, high, low, close, volume, oi) for the day's minutes up to now.
+
+        Built from what the ticker publishes (README "Candles and the stream"): a tradable
+        instrument's candle from its trades (minutes without a trade have none, as on Kite), an
+        index's from its values on its half-second publication grid.
+        """
         paths = self._paths(day)
+        dyn = session_dynamics(one, paths, self.seed)
         starts = session_open_epoch(day) + 60.0 * np.arange(MINUTES_PER_SESSION)
         starts = starts[starts <= self.now]
-        knots = np.minimum(starts[:, None] + BAR_KNOTS, self.now).ravel()
-        many = one.take(np.zeros(knots.size, dtype=np.intp))
-        prices = traded_prices(many, fair_values(many, spot_at(many, paths, knots), knots, self.seed))
-        prices = prices.reshape(-1, BAR_KNOTS.size)
+        if starts.size == 0:
+            return np.empty((0, 7))
         ends = np.minimum(starts + 60.0, self.now)
-        volume, oi = np.zeros(starts.size), np.zeros(starts.size)
-        if not one.is_index[0]:  # an index has neither volume nor OI
-            dyn = session_dynamics(one, paths, self.seed)
-            volume = self._volume_between(one, dyn, starts, ends)
-            oi = one.lot[0] * (dyn.oi_base[0] + np.floor(dyn.oi_rate[0] * (ends - dyn.open_epoch)))
-        return np.column_stack(
-            [starts, prices[:, 0], prices.max(axis=1), prices.min(axis=1), prices[:, -1], volume, oi]
-        )
+        if one.is_index[0]:  # an index has neither volume nor OI
+            ohlc = self._index_ohlc(one, dyn, paths, starts, ends)
+            zeros = np.zeros(starts.size)
+            return np.column_stack([starts, ohlc, zeros, zeros])
+        return self._trade_bars(one, dyn, paths, starts, ends)
 
-    def _volume_between(self, one: Contracts, dyn: Dynamics, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        many = one.take(np.zeros(starts.size, dtype=np.intp))
+    def _price(self, one: Contracts, paths: SessionPaths, epochs: np.ndarray) -> np.ndarray:
+        many = one.take(np.zeros(epochs.size, dtype=np.intp))
+        return traded_prices(many, fair_values(many, spot_at(many, paths, epochs), epochs, self.seed))
+
+    def _index_ohlc(
+        self, one: Contracts, dyn: Dynamics, paths: SessionPaths, starts: np.ndarray, ends: np.ndarray
+    ) -> np.ndarray:
+        """OHLC of the published values: the path is linear between its knots, so a minute's extremes on
+        the grid are at the grid points next to a knot or at the minute's first and last grid point."""
+        phase = dyn.phase[0]
+
+        def grid_floor(t: np.ndarray) -> np.ndarray:  # the publication slot at or before t (Dynamics.slot_times)
+            since = np.maximum(t, dyn.open_epoch) - dyn.open_epoch
+            return dyn.open_epoch + np.maximum(np.floor((since + phase) / SLOT_SECONDS) * SLOT_SECONDS - phase, 0.0)
+
+        first = grid_floor(starts)
+        first = np.where(first < starts, first + SLOT_SECONDS, first)
+        last = grid_floor(np.where(ends < starts + 60.0, ends, starts + 60.0 - 1e-6))
+        inner = [grid_floor(starts + knot) + step for knot in BAR_KNOTS[1:] for step in (0.0, SLOT_SECONDS)]
+        points = np.column_stack([first, last, *(np.clip(p, first, last) for p in inner)])
+        prices = self._price(one, paths, points.ravel()).reshape(points.shape)
+        return np.column_stack([prices[:, 0], prices.max(axis=1), prices.min(axis=1), prices[:, 1]])
+
+    def _trade_bars(
+        self, one: Contracts, dyn: Dynamics, paths: SessionPaths, starts: np.ndarray, ends: np.ndarray
+    ) -> np.ndarray:
+        """Per minute, the trades printed in it (Dynamics.trades: trade 1 at the open, then every 1/rate s)."""
         rate, offset = dyn.trade_rate[0], dyn.trade_offset[0]
-        trades_end = np.floor(rate * (ends - dyn.open_epoch) + offset)
-        trades_start = np.floor(rate * (starts - dyn.open_epoch) + offset)
-        # The opening trade (at 09:15:00) belongs to the first minute.
-        trades_start = np.where(starts <= dyn.open_epoch, 0.0, trades_start)
+
+        def trades_before(t: np.ndarray) -> np.ndarray:  # count of trades strictly before t
+            after_open = np.maximum(np.ceil(rate * (t - dyn.open_epoch) + offset) - 1.0, 1.0)
+            return np.where(t > dyn.open_epoch, after_open, 0.0)
+
+        before = trades_before(starts)
+        # The current minute holds the trades up to now; a closed one, those before its end.
+        upto = np.where(ends < starts + 60.0, np.floor(rate * (ends - dyn.open_epoch) + offset), trades_before(ends))
+        counts = (upto - before).astype(np.int64)
+        keep = counts > 0
+        starts, ends, before, upto, counts = starts[keep], ends[keep], before[keep], upto[keep], counts[keep]
+        if starts.size == 0:
+            return np.empty((0, 7))
+        first = np.repeat(before + 1.0, counts)
+        k = first + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        prices = self._price(one, paths, dyn.last_trade_epoch(k))
+        heads = np.cumsum(counts) - counts
+        tails = heads + counts - 1
+        many = one.take(np.zeros(starts.size, dtype=np.intp))
         dyn_many = dyn.take(np.zeros(starts.size, dtype=np.intp))
-        return cumulative_volume(many, dyn_many, trades_end) - cumulative_volume(many, dyn_many, trades_start)
+        volume = cumulative_volume(many, dyn_many, upto) - cumulative_volume(many, dyn_many, before)
+        oi = one.lot[0] * (dyn.oi_base[0] + np.floor(dyn.oi_rate[0] * (ends - dyn.open_epoch)))
+        return np.column_stack([
+            starts, prices[heads], np.maximum.reduceat(prices, heads), np.minimum.reduceat(prices, heads),
+            prices[tails], volume, oi,
+        ])
 
 
 def _as_candle(row: np.ndarray) -> Candle:
@@ -262,12 +309,15 @@ def _as_candle(row: np.ndarray) -> Candle:
 
 
 def _aggregate(bars: np.ndarray, minutes: int) -> list[Candle]:
+    """N-minute candles aligned at the session open (09:15); a bucket without minutes has no candle."""
     if bars.size == 0:
         return []
-    starts = np.flatnonzero(np.arange(len(bars)) % minutes == 0)
+    open_epoch = session_open_epoch(datetime.fromtimestamp(bars[0, 0], IST).date())
+    bucket = np.floor((bars[:, 0] - open_epoch) / (60.0 * minutes))
+    starts = np.flatnonzero(np.diff(bucket, prepend=-1.0))
     ends = np.append(starts[1:], len(bars)) - 1
     merged = np.column_stack([
-        bars[starts, 0], bars[starts, 1], np.maximum.reduceat(bars[:, 2], starts),
+        open_epoch + bucket[starts] * 60.0 * minutes, bars[starts, 1], np.maximum.reduceat(bars[:, 2], starts),
         np.minimum.reduceat(bars[:, 3], starts), bars[ends, 4], np.add.reduceat(bars[:, 5], starts),
         bars[ends, 6],
     ])

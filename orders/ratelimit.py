@@ -120,3 +120,9 @@ def request_bucket(client: redis.Redis, api_key: str) -> TokenBucket:
     """Every other call (order book, positions, modify, cancel): 10/s per api_key (ORDER_REQUEST_RATE_LIMITS)."""
     limits = parse_limits(settings.ORDER_REQUEST_RATE_LIMITS, "ORDER_REQUEST_RATE_LIMITS")
     return TokenBucket(client, _key(api_key, "request"), limits, settings.ORDER_RATE_SAFETY)
+
+
+def historical_bucket(client: redis.Redis, api_key: str) -> TokenBucket:
+    """Historical candles: 3/s per api_key (BARS_HISTORICAL_RATE_LIMITS), shared by backfill, gap fill and settle."""
+    limits = parse_limits(settings.BARS_HISTORICAL_RATE_LIMITS, "BARS_HISTORICAL_RATE_LIMITS")
+    return TokenBucket(client, _key(api_key, "historical"), limits, settings.ORDER_RATE_SAFETY)

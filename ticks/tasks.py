@@ -2,6 +2,7 @@ import logging
 
 from celery import shared_task
 
+from ticks.bars import tasks as bars_tasks  # noqa: F401 - autodiscovery imports ticks.tasks only: registers bars.*
 from ticks.models import BrokerAccount
 from ticks.services import instruments_refresh_from_kite
 
