@@ -17,7 +17,9 @@ class WebProcess:
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "uvicorn", "tickerproject.asgi:application", "--host", "127.0.0.1"]
         command += ["--port", str(port), "--log-level", "warning"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT
+        )
         self._wait_ready(log)
 
     def _wait_ready(self, log: Path) -> None:

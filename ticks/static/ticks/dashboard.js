@@ -11,8 +11,9 @@ const FORMAT = {
 };
 
 const state = { ws: null, chain: null, seq: 0, legs: new Map(), atm: null, forward: null,
-                indexToken: null, retry: 0, smileDue: false };
+                indexToken: null, charted: null, retry: 0, smileDue: false };
 const $ = (id) => document.getElementById(id);
+const candles = new Candles.CandleChart($("candles"), { onStatus: (text) => { $("candles-status").textContent = text; } });
 
 function show(value, field) {
   return value === null || value === undefined || Number.isNaN(value) ? "—" : FORMAT[field](value);
@@ -68,6 +69,7 @@ function receive(message) {
     return;
   }
   state.seq = message.seq;
+  candles.live(message.bars);
   for (const row of message.rows) applyRow(row);
   for (const [chain, meta] of Object.entries(message.chains || {})) {
     if (chain === state.chain) applyMeta(meta);
@@ -90,6 +92,11 @@ function renderSnapshot(snapshot) {
   }
   applyMeta(snapshot);
   scheduleSmile();
+  if (snapshot.as_of) candles.observeTime(Date.parse(snapshot.as_of) / 1000);
+  // A fresh snapshot (new chain, reconnect, gap) reloads the chart's history; an option of another
+  // chain is no longer on screen, so the chart returns to the underlying.
+  chart(state.legs.has(state.charted) ? state.charted : state.indexToken);
+  candles.live(snapshot.bars);
   const atm = body.querySelector("tr.atm");
   const wrap = $("chain").parentElement;  // scroll the chain only, not the page around it
   if (atm) wrap.scrollTop = atm.offsetTop - (wrap.clientHeight - atm.offsetHeight) / 2;
@@ -123,6 +130,31 @@ function applyRow(row, flash = true) {
     cell.textContent = text;
     if (field === "change") cell.dataset.sign = Math.sign(row.change);
     if (flash) { cell.classList.remove("flash"); void cell.offsetWidth; cell.classList.add("flash"); }
+  }
+}
+
+// The candle chart follows one instrument: the underlying's index, or an option whose row was clicked.
+function chart(token) {
+  state.charted = token;
+  const leg = state.legs.get(token);
+  const underlying = state.chain ? state.chain.split(":")[0] : "";
+  $("candles-title").textContent = leg ? `${underlying} ${leg.strike} ${leg.type}` : underlying;
+  $("candles-underlying").hidden = !leg;
+  $("candles-underlying").textContent = `Back to ${underlying}`;
+  for (const cell of $("chain").querySelectorAll("td.charted")) cell.classList.remove("charted");
+  if (leg) {
+    const tr = $("chain").querySelector(`tr[data-strike="${leg.strike}"]`);
+    for (const cell of tr.querySelectorAll(`td[data-leg="${leg.type}"]`)) cell.classList.add("charted");
+  }
+  candles.show(token);
+}
+
+function chartClickedLeg(event) {
+  const cell = event.target.closest("td[data-leg]");
+  if (!cell) return;
+  const strike = Number(cell.parentElement.dataset.strike);
+  for (const [token, leg] of state.legs) {
+    if (leg.strike === strike && leg.type === cell.dataset.leg) return chart(token);
   }
 }
 
@@ -174,6 +206,10 @@ async function refreshFeeds() {
 
 $("underlying").addEventListener("change", loadExpiries);
 $("expiry").addEventListener("change", subscribe);
+$("chain").tBodies[0].addEventListener("click", chartClickedLeg);
+$("candles-underlying").addEventListener("click", () => chart(state.indexToken));
+candles.interval = $("candles-interval").value;  // a reload may restore the select's last choice
+$("candles-interval").addEventListener("change", (event) => candles.setInterval(event.target.value));
 connect();
 loadExpiries();
 refreshFeeds();
