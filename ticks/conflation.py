@@ -1,7 +1,8 @@
 """Per-connection conflation for the live stream (pure: no Channels, no clock of its own).
 
 The group-message handler only merges rows into ``pending`` (latest row per token, as the JSON text
-the feed encoded once; see ticks.stream) and chain fields into ``chains`` (latest per chain), so a
+the feed encoded once; see ticks.stream), forming 1-minute bars into ``bars`` (latest per token, also
+pre-encoded) and chain fields into ``chains`` (latest per chain), so a
 slow client holds at most one row per subscribed token however many frames arrive; the flush loop
 takes everything pending when its ``SendBudget`` allows and numbers it, so a client that sees a gap
 in ``seq`` asks for a fresh snapshot.
@@ -22,12 +23,14 @@ class Delta:
     chains: dict[str, Row]
     received_at: float | None  # when the feed received the oldest frame in this delta (epoch s)
     newest_received_at: float | None  # ... and the newest: how fresh the delta is
+    bars: dict[int, RowText] = field(default_factory=dict)  # token -> its newest forming bar
 
 
 @dataclass
 class Conflator:
     pending: dict[int, RowText] = field(default_factory=dict)
     chains: dict[str, Row] = field(default_factory=dict)
+    bars: dict[int, RowText] = field(default_factory=dict)  # replaced per token, never merged
     seq: int = 0
     received_at: float | None = None
     newest_received_at: float | None = None
@@ -38,12 +41,18 @@ class Conflator:
         rows: Sequence[RowText],
         wanted: Collection[int],
         received_at: float | None = None,
+        bar_tokens: Sequence[int] = (),
+        bars: Sequence[RowText] = (),
     ) -> None:
-        """Keep the newest row of every wanted token; rows of other tokens are ignored."""
+        """Keep the newest row and forming bar of every wanted token; other tokens are ignored."""
         kept = False
         for token, row in zip(tokens, rows, strict=True):
             if token in wanted:
                 self.pending[token] = row
+                kept = True
+        for token, bar in zip(bar_tokens, bars, strict=True):
+            if token in wanted:
+                self.bars[token] = bar
                 kept = True
         if kept and received_at is not None:
             self.received_at = received_at if self.received_at is None else self.received_at
@@ -54,7 +63,7 @@ class Conflator:
 
     def take(self) -> Delta | None:
         """The next numbered delta, or None when nothing changed since the last one."""
-        if not self.pending and not self.chains:
+        if not self.pending and not self.chains and not self.bars:
             return None
         self.seq += 1
         delta = Delta(
@@ -63,9 +72,11 @@ class Conflator:
             dict(self.chains),
             self.received_at,
             self.newest_received_at,
+            dict(self.bars),
         )
         self.pending.clear()
         self.chains.clear()
+        self.bars.clear()
         self.received_at = self.newest_received_at = None
         return delta
 

@@ -6,7 +6,9 @@ Protocol (JSON text frames; README "Live stream"):
            {"action": "unsubscribe", "chain": ...} / {"action": "unsubscribe", "tokens": [...]}
            {"action": "snapshot", "chain": ...}            (after a gap in seq)
   server → {"type": "snapshot", "chain": ..., "seq": n, "rows": [...], ...chain fields}
-           {"type": "delta", "seq": n, "rows": [...]}      (one per flush interval on average)
+           {"type": "delta", "seq": n, "rows": [...], "bars": {"<token>": [start, o, h, l, c, v]}}
+                                                            (one per flush interval on average;
+                                                            "bars" only when a forming bar changed)
            {"type": "error", "message": ..., "field": ...}
 Auth: the Django session (dashboard) or an API key in the ``X-Api-Key`` header or the
 ``api_key`` query parameter (scripts); anything else is closed with 4401.
@@ -93,7 +95,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def stream_rows(self, event: dict[str, Any]) -> None:
         """Group message from the feed's fan-out hook: merge only; the flush loop sends."""
         self.conflator.merge(
-            event["tokens"], event["rows"], self.wanted, received_at=event.get("received_at")
+            event["tokens"],
+            event["rows"],
+            self.wanted,
+            received_at=event.get("received_at"),
+            bar_tokens=event.get("bar_tokens", ()),
+            bars=event.get("bars", ()),
         )
         chain = event.get("chain")
         if chain in self.chains:

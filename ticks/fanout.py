@@ -47,6 +47,7 @@ class _Gathered:
     rows: dict[int, Row] = field(default_factory=dict)  # the newest row per token
     chain: str | None = None
     fields: Row = field(default_factory=dict)
+    bars: dict[int, str] = field(default_factory=dict)  # the newest forming bar per token, as JSON text
 
 
 class StreamFanoutHook:
@@ -63,6 +64,7 @@ class StreamFanoutHook:
             return
         rows, known = table.lookup(batch.ticks["instrument_token"])
         frame = batch.derived.get("greeks")
+        bars = _bar_texts(batch.derived.get("bars"))
         options = known & np.isin(table.kind[rows], (KIND_CE, KIND_PE))
         companions = _companion_rows(batch.ticks, known & ~options, rows, table)
         chain_ids = {int(chain_id) for chain_id in np.unique(table.chain[rows[options]])}
@@ -72,11 +74,11 @@ class StreamFanoutHook:
             selected = batch.ticks[options & (table.chain[rows] == chain_id)]
             gathered = self._gather(chain_group(chain.underlying, chain.expiry), batch.received_at)
             records = _records_for(selected["instrument_token"], frame)
-            _put(gathered, _option_rows(selected, records) + companions.get(chain.underlying, []))
+            _put(gathered, _option_rows(selected, records) + companions.get(chain.underlying, []), bars)
             gathered.chain = f"{chain.underlying}:{chain.expiry.isoformat()}"
             gathered.fields.update(_chain_fields(frame, chain_id, table))
         for underlying, companion_rows in companions.items():
-            _put(self._gather(underlying_group(underlying), batch.received_at), companion_rows)
+            _put(self._gather(underlying_group(underlying), batch.received_at), companion_rows, bars)
         self._last_frame_at = asyncio.get_running_loop().time()
         if self._gathered and self._sending is None:
             self._sending = asyncio.get_running_loop().create_task(self._send_after_gathering())
@@ -93,6 +95,7 @@ class StreamFanoutHook:
                     received_at=message.received_at,
                     chain=message.chain,
                     fields=message.fields,
+                    bars=message.bars,
                 ),
             )
 
@@ -108,9 +111,26 @@ class StreamFanoutHook:
         await self.flush()
 
 
-def _put(gathered: _Gathered, rows: list[Row]) -> None:
+def _put(gathered: _Gathered, rows: list[Row], bars: dict[int, str]) -> None:
     for row in rows:
-        gathered.rows[row["instrument_token"]] = row
+        token = row["instrument_token"]
+        gathered.rows[token] = row
+        bar = bars.get(token)
+        if bar is not None:
+            gathered.bars[token] = bar
+
+
+def _bar_texts(bars: npt.NDArray[np.void] | None) -> dict[int, str]:
+    """The frame's forming bars (ticks.bars.aggregator.BAR_DTYPE), each encoded once as the stream's
+    ``[start, open, high, low, close, volume]``; prices are finite, so a float's repr is its JSON."""
+    if bars is None or bars.size == 0:
+        return {}
+    names = ("instrument_token", "start", "open", "high", "low", "close", "volume")
+    columns = [bars[name].tolist() for name in names]
+    return {
+        token: f"[{start},{o!r},{h!r},{low!r},{c!r},{volume}]"
+        for token, start, o, h, low, c, volume in zip(*columns, strict=True)
+    }
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

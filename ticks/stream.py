@@ -12,7 +12,7 @@ Rows travel pre-encoded: the feed turns each row into its JSON text once per fra
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -49,8 +49,10 @@ def rows_message(
     received_at: float | None = None,
     chain: str | None = None,
     fields: Row | None = None,
+    bars: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
-    """The group message for one frame's rows: their tokens, and each row as JSON text."""
+    """The group message for one frame's rows: their tokens, and each row as JSON text; and the
+    forming 1-minute bars of its tokens, ``[start, open, high, low, close, volume]`` as JSON text."""
     message: dict[str, Any] = {
         "type": ROWS_MESSAGE,
         "tokens": [row["instrument_token"] for row in rows],
@@ -60,6 +62,9 @@ def rows_message(
     if chain is not None:
         message["chain"] = chain
         message["fields"] = fields or {}
+    if bars:
+        message["bar_tokens"] = list(bars)
+        message["bars"] = list(bars.values())
     return message
 
 
@@ -73,7 +78,11 @@ def delta_text(delta: Delta) -> str:
         },
         separators=(",", ":"),
     )
-    return f'{{"type":"delta","seq":{delta.seq},"rows":[{",".join(delta.rows)}],{rest[1:]}'
+    bars = ""
+    if delta.bars:
+        bars = ",".join(f'"{token}":{bar}' for token, bar in delta.bars.items())
+        bars = f'"bars":{{{bars}}},'
+    return f'{{"type":"delta","seq":{delta.seq},"rows":[{",".join(delta.rows)}],{bars}{rest[1:]}'
 
 
 def chain_parse(chain: object) -> tuple[str, date]:

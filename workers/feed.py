@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from greeks.hook import GreeksHook
 from orders.services import order_update_enqueue
+from ticks.bars.hook import BarsHook
 from ticks.fanout import StreamFanoutHook
 from ticks.feeds import metrics
 from ticks.feeds.connection import ConnectionSettings, Credentials, TokenRejected
@@ -79,6 +80,8 @@ class FeedSession:
         except* TokenRejected as rejected:
             await _mark(self.account_id, BrokerAccount.Health.TOKEN_EXPIRED, str(rejected.exceptions[0]))
             self.reason = "token_rejected"
+        finally:
+            await self.bars.aclose()  # the closed bars get written; the forming ones are partial
         await self.redis.delete(feed_status_key(self.account_id))
         if self.recorder is not None:
             self.recorder.close()
@@ -97,15 +100,17 @@ class FeedSession:
         )
 
     def _hooks(self) -> list[FrameHook]:
-        """In order: latest ticks, then greeks on them, then the fan-out of both to browsers."""
+        """In order: latest ticks, greeks on them, bars, then the fan-out of all three to browsers."""
         greeks = GreeksHook(self.redis)
-        return [LatestTickCache(self.redis), greeks, StreamFanoutHook(get_channel_layer(), greeks)]
+        self.bars = BarsHook(self.label)
+        return [LatestTickCache(self.redis), greeks, self.bars, StreamFanoutHook(get_channel_layer(), greeks)]
 
     async def _apply_plan(self) -> None:
-        version, plan = await sync_to_async(feed_connection_plan)(account_id=self.account_id)
-        await self.pool.apply(plan)
-        self.plan_version = version
-        metrics.PLANNED.labels(self.label).set(sum(len(tokens) for tokens in plan.values()))
+        plan = await sync_to_async(feed_connection_plan)(account_id=self.account_id)
+        self.bars.set_primary(plan.primary)  # before the new tokens' first ticks
+        await self.pool.apply(plan.connections)
+        self.plan_version = plan.version
+        metrics.PLANNED.labels(self.label).set(sum(len(tokens) for tokens in plan.connections.values()))
 
     async def _keep_lease(self, stop: asyncio.Event) -> None:
         while not await _wait(stop, settings.FEED_LEASE_RENEW_S):
@@ -157,7 +162,9 @@ class FeedSession:
         metrics.TEXT_MESSAGES.labels(self.label, kind).inc()
         if kind == "order" and isinstance(message.get("data"), dict):
             # Enqueue orders.apply_kite_update in a thread: publishing to the broker blocks.
-            update = asyncio.to_thread(order_update_enqueue, account_id=self.account_id, payload=message["data"])
+            update = asyncio.to_thread(
+                order_update_enqueue, account_id=self.account_id, payload=message["data"]
+            )
             task = asyncio.get_running_loop().create_task(update)
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -17,18 +17,30 @@ def feed_plan_current() -> FeedPlan | None:
     return FeedPlan.objects.order_by("-version").first()
 
 
-def feed_connection_plan(*, account_id: int) -> tuple[int, dict[int, dict[int, str]]]:
-    """(plan version, connection -> {token: mode}) for one account; (0, {}) before any plan."""
+@dataclass(frozen=True, slots=True)
+class AccountPlan:
+    version: int  # 0 before any plan
+    connections: dict[int, dict[int, str]]  # connection -> {token: mode}
+    # The tokens this account streams for the fleet: bars are built from these only (the others are
+    # the per-connection copies of an underlying's index and future, primary on another connection).
+    primary: frozenset[int]
+
+
+def feed_connection_plan(*, account_id: int) -> AccountPlan:
+    """One account's part of the plan in force."""
     plan = feed_plan_current()
     if plan is None:
-        return 0, {}
+        return AccountPlan(0, {}, frozenset())
     rows = FeedAssignment.objects.filter(plan=plan, account_id=account_id).values_list(
-        "connection", "instrument_token", "mode"
+        "connection", "instrument_token", "mode", "primary"
     )
     connections: dict[int, dict[int, str]] = defaultdict(dict)
-    for connection, token, mode in rows:
+    primary: set[int] = set()
+    for connection, token, mode, is_primary in rows:
         connections[connection][token] = mode
-    return plan.version, dict(connections)
+        if is_primary:
+            primary.add(token)
+    return AccountPlan(plan.version, dict(connections), frozenset(primary))
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,43 @@ def test_a_delta_frame_is_the_rows_spliced_into_valid_json() -> None:
     }
 
 
+def test_the_newest_forming_bar_of_each_wanted_token_rides_in_the_delta() -> None:
+    conflator = Conflator()
+    for close in (10.5, 11.0):
+        message = rows_message(
+            [{"instrument_token": 1, "last_price": close}],
+            received_at=close,
+            bars={1: f"[1800000000,10.0,{close},9.5,{close},7]", 2: "[1800000000,1.0,1.0,1.0,1.0,0]"},
+        )
+        conflator.merge(
+            message["tokens"],
+            message["rows"],
+            {1},
+            message["received_at"],
+            message["bar_tokens"],
+            message["bars"],
+        )
+    bar_only = rows_message([], bars={1: "[1800000060,11.0,11.0,11.0,11.0,0]"})
+    conflator.merge(bar_only["tokens"], bar_only["rows"], {1}, None, bar_only["bar_tokens"], bar_only["bars"])
+
+    frame = json.loads(delta_text(conflator.take()))
+
+    assert frame["bars"] == {"1": [1800000060, 11.0, 11.0, 11.0, 11.0, 0]}  # replaced, not merged
+    assert frame["rows"] == [{"instrument_token": 1, "last_price": 11.0}]
+    assert conflator.take() is None
+
+
+def test_a_bar_alone_makes_a_delta_and_a_delta_without_bars_has_no_bars_field() -> None:
+    conflator = Conflator()
+    conflator.merge([], [], {1}, bar_tokens=[1], bars=["[60,1.0,2.0,0.5,1.5,3]"])
+    with_bar = json.loads(delta_text(conflator.take()))
+    conflator.merge([1], ['{"instrument_token":1}'], {1})
+    without = json.loads(delta_text(conflator.take()))
+
+    assert with_bar["bars"] == {"1": [60, 1.0, 2.0, 0.5, 1.5, 3]} and with_bar["rows"] == []
+    assert "bars" not in without and "bar_tokens" not in rows_message([{"instrument_token": 1}])
+
+
 def _flush(budget: SendBudget, arrivals: list[tuple[float, float | None]]) -> list[float]:
     """When each frame went out, as the flush loop sends: arrivals are (web time, feed time); a wait
     ends early when a frame arrives, and a delta carries every frame that arrived before it went."""

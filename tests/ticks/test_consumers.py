@@ -158,6 +158,25 @@ async def test_deltas_are_conflated_and_numbered_after_the_snapshot(chain: list[
     assert {row["instrument_token"] for d in deltas for row in d["rows"]} == {chain[0]}  # token 1 not wanted
 
 
+async def test_a_delta_carries_the_newest_forming_bar_of_each_wanted_token(
+    chain: list[int], client: Client
+) -> None:
+    await client.send_json_to({"action": "subscribe", "chain": CHAIN})
+    await client.receive_json_from()
+    layer = get_channel_layer()
+
+    for close in (10.0, 11.5):
+        rows = [{"instrument_token": chain[0], "last_price": close}]
+        bars = {chain[0]: f"[1800000000,9.0,{close},9.0,{close},40]", 1: "[1800000000,1.0,1.0,1.0,1.0,0]"}
+        await layer.group_send(chain_group("NIFTY", EXPIRY), rows_message(rows, bars=bars))
+    deltas = [await client.receive_json_from(timeout=2)]
+    while deltas[-1]["rows"][-1]["last_price"] != 11.5:
+        deltas.append(await client.receive_json_from(timeout=2))
+
+    assert deltas[-1]["bars"] == {str(chain[0]): [1800000000, 9.0, 11.5, 9.0, 11.5, 40]}  # token 1 not wanted
+    assert all(set(delta["bars"]) == {str(chain[0])} for delta in deltas)
+
+
 async def test_token_subscriptions_receive_only_their_tokens(chain: list[int], client: Client) -> None:
     communicator = client
     await communicator.send_json_to({"action": "subscribe", "tokens": [chain[1]]})

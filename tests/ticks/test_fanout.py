@@ -22,6 +22,7 @@ from tests.greeks.market import (
     tick_rows,
     true_forward,
 )
+from ticks.bars.hook import BarsHook
 from ticks.fanout import GATHER_MAX_S, StreamFanoutHook
 from ticks.feeds.pipeline import TickBatch
 
@@ -149,3 +150,38 @@ async def test_frames_a_few_ms_apart_go_out_as_one_message_per_chain(hooks: Hook
     assert [row["last_price"] for row in index_rows] == [SPOT + 9]  # the newest, once
     assert weekly["received_at"] == 1.0  # the oldest frame in it: what latency is measured from
     assert len(weekly["rows"]) == 43  # 21 strikes x CE/PE and the index
+
+
+async def test_forming_bars_of_primary_tokens_travel_with_their_rows(hooks: Hooks) -> None:
+    greeks, layer, fanout = hooks
+    bars = BarsHook("acct", write=_never_called)
+    weekly = chain_frame(WEEKLY)  # the weekly's options and the index, stamped NOW
+    weekly["volume_traded"] = 100
+    future = tick_rows([FUTURE_TOKEN], [true_forward(MONTHLY)], exchange_timestamp=NOW)
+    bars.set_primary([*weekly["instrument_token"].tolist()])  # the future is a copy on this account
+    first = TickBatch("acct", np.concatenate([weekly, future]), 1.0)
+    for hook in (greeks, bars, fanout):
+        await hook(first)
+    weekly["volume_traded"] = 130
+    weekly["last_price"] += 1.0
+    second = TickBatch("acct", np.concatenate([weekly, future]), 1.001)
+    for hook in (greeks, bars, fanout):
+        await hook(second)
+    await fanout.flush()
+
+    messages = dict(layer.sent)
+    chain = messages[f"chain.NIFTY.{WEEKLY}"]
+    sent = dict(zip(chain["bar_tokens"], (json.loads(bar) for bar in chain["bars"]), strict=True))
+    at = int(np.flatnonzero(weekly["instrument_token"] != INDEX_TOKEN)[0])
+    option, price = int(weekly["instrument_token"][at]), float(weekly["last_price"][at])
+    minute = NOW // 60 * 60
+    assert sent[option] == [minute, price - 1.0, price, price - 1.0, price, 30]
+    assert sent[INDEX_TOKEN] == [minute, SPOT, SPOT + 1.0, SPOT, SPOT + 1.0, 0]  # an index has no volume
+    assert set(sent) == {int(t) for t in weekly["instrument_token"]}  # none for the future's copy
+    underlying = messages["underlying.NIFTY"]
+    assert underlying["bar_tokens"] == [INDEX_TOKEN]
+    assert messages[f"chain.NIFTY.{MONTHLY}"]["bar_tokens"] == [INDEX_TOKEN]  # its underlying's bar
+
+
+async def _never_called(records: object) -> None:
+    raise AssertionError("no bar closes in these frames")

@@ -1,0 +1,325 @@
+"""The pure 1-minute bar aggregator against a plain-Python, tick-by-tick reference of the same rules."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticks.bars.aggregator import BAR_DTYPE, MinuteBars, bar_records
+from ticks.bars.records import BarRecord
+from ticks.feeds.protocol import TICK_DTYPE
+from ticks.market_time import IST
+
+T0 = int(datetime(2026, 3, 2, 10, 0, tzinfo=IST).timestamp())  # a minute's first second
+OPTION = 12_345_602  # NFO segment (low byte 2)
+FUTURE = 9_001 << 8 | 2
+INDEX = 256_265  # NSE indices segment (low byte 9)
+COMPANION = 777 << 8 | 2  # a companion copy: not primary on this account
+PRIMARY = np.array(sorted([OPTION, FUTURE, INDEX]), np.int64)
+
+Tick = tuple[int, float, int, int, int, str]  # token, price, exchange time (0: none), volume, oi, mode
+
+
+def frame(*ticks: Tick) -> npt.NDArray[np.void]:
+    rows = np.zeros(len(ticks), TICK_DTYPE)
+    for row, (token, price, at, volume, oi, mode) in zip(rows, ticks, strict=True):
+        row["instrument_token"], row["last_price"], row["exchange_timestamp"] = token, price, at
+        row["volume_traded"], row["oi"], row["mode"] = volume, oi, mode
+    return rows
+
+
+def bars_of(array: npt.NDArray[np.void]) -> list[tuple]:
+    return sorted(tuple(row.item()) for row in array)
+
+
+# --- the reference: one tick at a time, in the order the rules define --------------------------------
+
+
+@dataclass
+class RefBar:
+    token: int
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    first_at: int
+    last_at: int
+    volume: int = 0
+    ticks: int = 0
+    partial: bool = False
+
+
+@dataclass
+class Reference:
+    clock: int = 0
+    bars: dict[int, RefBar] = field(default_factory=dict)
+    seen: dict[int, int] = field(default_factory=dict)
+    base: dict[int, tuple[int, int]] = field(default_factory=dict)  # token -> (high-water mark, IST day)
+    oi: dict[int, int] = field(default_factory=dict)
+
+    def row(self, bar: RefBar) -> tuple:
+        return (bar.token, bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume,
+                self.oi.get(bar.token, 0), bar.ticks, bar.partial)  # fmt: skip
+
+    def update(self, ticks: list[Tick], primary: set[int], received_at: float) -> tuple[list, list, int]:
+        open_minute = self.clock // 60 * 60 if self.clock else -1
+        self.clock = max([self.clock, *(t[2] for t in ticks)])
+        mine = [t for t in ticks if t[0] in primary]
+        if self.clock == 0 and mine:
+            self.clock = int(received_at)
+        events, late = [], 0
+        for arrival, tick in enumerate(mine):
+            at = tick[2] or self.clock
+            if at // 60 * 60 < open_minute:
+                late += 1
+            else:
+                events.append((tick[0], at // 60 * 60, at, arrival, tick))
+        closed, touched = [], set()
+        for token, minute, at, _, tick in sorted(events):
+            closed += self._apply(token, minute, at, tick)
+            touched.add(token)
+        closed += self._close_before(self.clock // 60 * 60)
+        forming = [self.row(self.bars[t]) for t in touched if t in self.bars]
+        return sorted(closed), sorted(forming), late
+
+    def _apply(self, token: int, minute: int, at: int, tick: Tick) -> list[tuple]:
+        _, price, _, volume, oi, mode = tick
+        closed = []
+        bar = self.bars.get(token)
+        if bar is not None and bar.start != minute:
+            closed.append(self.row(self.bars.pop(token)))
+            bar = None
+        if bar is None:
+            bar = RefBar(token, minute, price, price, price, price, at, at, partial=token not in self.seen)
+            self.bars[token] = bar
+        else:
+            if at < bar.first_at:
+                bar.open, bar.first_at = price, at
+            if at >= bar.last_at:
+                bar.close, bar.last_at = price, at
+            bar.high, bar.low = max(bar.high, price), min(bar.low, price)
+        bar.ticks += 1
+        fresh = at >= self.seen.get(token, -1)
+        index = token & 0xFF == 9
+        day = (at + 19_800) // 86_400
+        mark, mark_day = self.base.get(token, (-1, -1))
+        if mode != "ltp" and not index and day >= mark_day:
+            if mark_day == day:  # the day's high-water mark only rises
+                bar.volume += max(0, volume - mark)
+                self.base[token] = (max(mark, volume), day)
+            else:  # the first tick of a day sets the mark
+                self.base[token] = (volume, day)
+        if fresh and mode == "full" and not index:
+            self.oi[token] = oi
+        self.seen[token] = max(self.seen.get(token, -1), at)
+        return closed
+
+    def _close_before(self, minute: int) -> list[tuple]:
+        ending = [t for t, bar in self.bars.items() if bar.start < minute]
+        return [self.row(self.bars.pop(t)) for t in ending]
+
+    def close_before(self, now: float) -> list[tuple]:
+        self.clock = max(self.clock, int(now))
+        return sorted(self._close_before(self.clock // 60 * 60))
+
+
+# --- random tick streams ------------------------------------------------------------------------------
+
+TOKENS = [OPTION, FUTURE, INDEX, COMPANION]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[tuple[str, object]]:
+    """Frames (and quiet-period closes) over a few minutes: times jitter back and forth, some ticks
+    are unstamped, volume mostly grows but sometimes resets, a day boundary may pass."""
+    now = T0 + draw(st.sampled_from([0, 30, 59, 86_400 - 19_800 - 90]))  # near an IST midnight too
+    volume = dict.fromkeys(TOKENS, draw(st.integers(0, 1_000)))
+    steps = []
+    for _ in range(draw(st.integers(1, 25))):
+        if draw(st.integers(0, 9)) == 0:
+            now += draw(st.integers(0, 150))
+            steps.append(("close", float(now)))
+            continue
+        ticks = []
+        for _ in range(draw(st.integers(0, 12))):
+            token = draw(st.sampled_from(TOKENS))
+            now += draw(st.integers(0, 20))
+            at = max(now - draw(st.sampled_from([0, 0, 0, 1, 5, 45, 70])), 1)
+            mode = draw(st.sampled_from(["full", "full", "quote", "ltp"]))
+            volume[token] = (
+                draw(st.integers(0, 50))
+                if draw(st.integers(0, 15)) == 0
+                else volume[token] + draw(st.integers(0, 40))
+            )
+            stamped = at if mode == "full" else 0
+            price = draw(st.integers(1, 400)) * 0.05
+            oi = draw(st.integers(0, 5_000)) if mode == "full" else 0
+            ticks.append((token, price, stamped, volume[token] if mode != "ltp" else 0, oi, mode))
+        steps.append(("frame", ticks))
+    return steps
+
+
+@settings(max_examples=400, deadline=None)
+@given(streams())
+def test_random_streams_match_the_tick_by_tick_reference(steps: list[tuple[str, object]]) -> None:
+    bars, reference = MinuteBars(), Reference()
+    primary = {OPTION, FUTURE, INDEX}
+    for kind, payload in steps:
+        if kind == "close":
+            assert bars_of(bars.close_before(payload)) == reference.close_before(payload)
+            continue
+        result = bars.update(frame(*payload), PRIMARY, received_at=T0 + 0.5)
+        closed, forming, late = reference.update(payload, primary, T0 + 0.5)
+        assert bars_of(result.closed) == closed
+        assert bars_of(result.forming) == forming
+        assert result.late == late
+    assert bars_of(bars.forming()) == sorted(reference.row(bar) for bar in reference.bars.values())
+
+
+# --- the rules, one at a time -------------------------------------------------------------------------
+
+
+def test_ohlc_volume_oi_and_ticks_of_one_minute() -> None:
+    bars = MinuteBars()
+    bars.update(frame((OPTION, 10.0, T0 + 1, 100, 7, "full")), PRIMARY, T0)
+    bars.update(
+        frame((OPTION, 12.0, T0 + 20, 130, 8, "full"), (OPTION, 9.0, T0 + 30, 150, 9, "full")), PRIMARY, T0
+    )
+    bars.update(frame((OPTION, 11.0, T0 + 59, 151, 9, "full")), PRIMARY, T0)
+
+    result = bars.update(frame((OPTION, 11.5, T0 + 60, 160, 9, "full")), PRIMARY, T0)
+
+    (bar,) = bar_records(result.closed)
+    assert bar == BarRecord(OPTION, "minute", float(T0), 10.0, 12.0, 9.0, 11.0, volume=51, oi=9, ticks=4)
+    assert result.closed["partial"].tolist() == [True]  # the first minute seen: its start was missed
+    (forming,) = result.forming.tolist()
+    assert forming == (OPTION, T0 + 60, 11.5, 11.5, 11.5, 11.5, 9, 9, 1, False)
+
+
+def test_a_late_tick_inside_the_open_minute_is_applied_and_one_for_a_closed_minute_dropped() -> None:
+    bars = MinuteBars()
+    bars.update(frame((OPTION, 10.0, T0 + 10, 100, 0, "full")), PRIMARY, T0)
+    bars.update(frame((OPTION, 11.0, T0 + 40, 110, 0, "full")), PRIMARY, T0)
+
+    inside = bars.update(frame((OPTION, 7.0, T0 + 5, 95, 0, "full")), PRIMARY, T0)  # older, same minute
+    bars.update(frame((FUTURE, 1.0, T0 + 61, 0, 0, "full")), PRIMARY, T0)  # the clock passes the minute
+    after = bars.update(frame((OPTION, 30.0, T0 + 50, 120, 0, "full")), PRIMARY, T0)
+
+    assert inside.late == 0
+    assert inside.forming[["open", "high", "low", "close", "volume", "ticks"]].tolist() == [
+        (7.0, 11.0, 7.0, 11.0, 10, 3)  # a stale cumulative volume neither counts nor re-bases
+    ]
+    assert after.late == 1 and after.closed.size == 0 and after.forming.size == 0
+
+
+def test_a_frame_spanning_two_minutes_applies_both_sides_then_closes_the_first() -> None:
+    bars = MinuteBars()
+    bars.update(frame((OPTION, 10.0, T0 + 30, 100, 0, "full")), PRIMARY, T0)
+
+    result = bars.update(
+        frame(
+            (OPTION, 12.0, T0 + 61, 140, 0, "full"),  # arrives first, belongs to the next minute
+            (OPTION, 11.0, T0 + 59, 120, 0, "full"),
+            (INDEX, 500.0, T0 + 59, 0, 0, "full"),
+        ),
+        PRIMARY,
+        T0,
+    )
+
+    closed = {row["instrument_token"]: row for row in result.closed}
+    assert closed[OPTION][["open", "high", "close", "volume", "ticks"]].tolist() == (10.0, 11.0, 11.0, 20, 2)
+    assert closed[INDEX]["close"] == 500.0  # its minute ended with the frame
+    assert result.forming[["instrument_token", "start", "open", "volume"]].tolist() == [
+        (OPTION, T0 + 60, 12.0, 20)
+    ]
+
+
+def test_a_volume_decrease_never_goes_negative_nor_counts_twice() -> None:
+    bars = MinuteBars()
+    bars.update(frame((FUTURE, 1.0, T0 + 1, 5_000, 0, "quote")), PRIMARY, T0)
+    bars.update(frame((FUTURE, 1.0, T0 + 2, 5_100, 0, "quote")), PRIMARY, T0)
+    bars.update(frame((FUTURE, 1.0, T0 + 2, 5_050, 0, "quote")), PRIMARY, T0)  # an older copy
+    bars.update(frame((FUTURE, 1.0, T0 + 3, 40, 0, "quote")), PRIMARY, T0)  # a reset
+
+    result = bars.update(frame((FUTURE, 1.0, T0 + 4, 5_130, 0, "quote")), PRIMARY, T0)
+
+    assert result.forming["volume"].tolist() == [100 + 0 + 0 + 30]
+
+
+def test_the_first_tick_of_an_ist_day_sets_a_new_base() -> None:
+    midnight = T0 - (T0 + 19_800) % 86_400 + 86_400  # the next 00:00 IST
+    bars = MinuteBars()
+    bars.update(frame((FUTURE, 1.0, midnight - 120, 9_000, 0, "quote")), PRIMARY, T0)
+
+    result = bars.update(frame((FUTURE, 1.0, midnight + 30, 9_500, 0, "full")), PRIMARY, T0)
+
+    assert result.forming["volume"].tolist() == [0]
+
+
+def test_an_index_has_no_volume_and_a_companion_copy_makes_no_bar() -> None:
+    bars = MinuteBars()
+    bars.update(
+        frame((INDEX, 100.0, T0 + 1, 5, 3, "full"), (COMPANION, 5.0, T0 + 1, 10, 0, "full")), PRIMARY, T0
+    )
+
+    result = bars.update(
+        frame((INDEX, 101.0, T0 + 2, 50, 9, "full"), (COMPANION, 6.0, T0 + 2, 90, 0, "full")), PRIMARY, T0
+    )
+
+    assert result.forming[["instrument_token", "volume", "oi", "ticks"]].tolist() == [(INDEX, 0, 0, 2)]
+    assert bars.close_before(T0 + 60)["instrument_token"].tolist() == [INDEX]
+
+
+def test_an_ltp_tick_takes_the_newest_exchange_time_or_the_receive_time() -> None:
+    bars = MinuteBars()
+    first = bars.update(frame((OPTION, 5.0, 0, 0, 0, "ltp")), PRIMARY, received_at=T0 + 12.7)
+    bars.update(frame((FUTURE, 1.0, T0 + 70, 0, 0, "full")), PRIMARY, T0)  # the market moves on
+
+    second = bars.update(frame((OPTION, 6.0, 0, 0, 0, "ltp")), PRIMARY, received_at=T0 + 13.0)
+
+    assert first.forming["start"].tolist() == [T0]
+    assert second.forming[["start", "open", "volume"]].tolist() == [(T0 + 60, 6.0, 0)]
+
+
+def test_a_quiet_period_ends_bars_and_later_ticks_for_them_are_late() -> None:
+    bars = MinuteBars()
+    bars.update(frame((OPTION, 5.0, T0 + 10, 1, 0, "full")), PRIMARY, T0)
+
+    assert bars.close_before(T0 + 59.9).size == 0
+    closed = bars.close_before(T0 + 60)
+    late = bars.update(frame((OPTION, 6.0, T0 + 50, 2, 0, "full")), PRIMARY, T0)
+
+    assert closed["start"].tolist() == [T0] and late.late == 1 and bars.forming().size == 0
+
+
+def test_new_tokens_keep_the_state_of_known_ones() -> None:
+    bars = MinuteBars()
+    bars.update(frame((OPTION, 5.0, T0 + 1, 10, 0, "full")), PRIMARY, T0)
+    wider = np.array(sorted([*PRIMARY, 1, COMPANION, 10**9]), np.int64)
+
+    result = bars.update(
+        frame(
+            (1, 2.0, T0 + 2, 0, 0, "full"),
+            (COMPANION, 3.0, T0 + 2, 0, 0, "full"),
+            (OPTION, 6.0, T0 + 3, 14, 0, "full"),
+        ),
+        wider,
+        T0,
+    )
+
+    assert bars_of(result.forming) == [
+        (1, T0, 2.0, 2.0, 2.0, 2.0, 0, 0, 1, True),
+        (COMPANION, T0, 3.0, 3.0, 3.0, 3.0, 0, 0, 1, True),
+        (OPTION, T0, 5.0, 6.0, 5.0, 6.0, 4, 0, 2, True),
+    ]
+
+
+def test_an_empty_frame_or_no_primary_tokens_changes_nothing() -> None:
+    bars = MinuteBars()
+    assert bars.update(np.empty(0, TICK_DTYPE), PRIMARY, T0).closed.dtype == BAR_DTYPE
+    result = bars.update(frame((OPTION, 5.0, T0 + 1, 10, 0, "full")), np.empty(0, np.int64), T0)
+    assert result.forming.size == 0 and result.closed.size == 0 and bars.clock == T0 + 1

@@ -1,0 +1,15 @@
+"""Prometheus metrics of the live bars, labelled by broker account (like ticks.feeds.metrics)."""
+
+from prometheus_client import Counter, Histogram
+
+BARS_CLOSED = Counter("bars_closed_total", "Live 1-minute bars closed by the aggregator", ["account"])
+LATE_TICKS = Counter(
+    "bars_late_ticks_total", "Ticks for a minute already closed, dropped by the aggregator", ["account"]
+)
+WRITE_SECONDS = Histogram(
+    "bars_write_seconds",
+    "One bulk upsert of an account's closed bars",
+    ["account"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+WRITE_FAILURES = Counter("bars_write_failures_total", "Bulk upserts of closed bars that failed", ["account"])
