@@ -8,8 +8,6 @@ import pytest
 from ticks import snapshots
 from ticks.stream import StreamError
 
-pytestmark = pytest.mark.clock
-
 
 class SlowReads:
     """Stands in for stream_snapshot (a database read): numbered reads that wait to be let go."""
