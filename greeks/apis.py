@@ -3,8 +3,7 @@
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -18,7 +17,7 @@ from greeks.selectors import (
     greeks_option_history,
     greeks_strike_history,
 )
-from ticks.bars.apis import CsvExportApi, RangeInputSerializer, csv_response
+from ticks.bars.apis import CsvExportApi, RangeInputSerializer, csv_response, export_schema
 from ticks.bars.intervals import KITE_MAX_SPAN_DAYS, MINUTE
 from ticks.bars.selectors import instrument_resolve
 
@@ -149,26 +148,10 @@ class OptionGreeksHistoryApi(CsvExportApi):
         def max_span_days(self, attrs: dict[str, Any]) -> int:
             return KITE_MAX_SPAN_DAYS[MINUTE]
 
-    @extend_schema(
-        parameters=[
-            InputSerializer,
-            OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the whole range"),
-            OpenApiParameter("limit", int, description="JSON only"),
-            OpenApiParameter("offset", int, description="JSON only"),
-        ],
-        responses={
-            (200, "application/json"): inline_serializer(
-                "OptionGreeksHistoryPage",
-                {
-                    "instrument_token": serializers.IntegerField(),
-                    "count": serializers.IntegerField(),
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": OptionHistoryPointSerializer(many=True),
-                },
-            ),
-            (200, "text/csv"): OpenApiTypes.STR,
-        },
+    @export_schema(
+        "OptionGreeksHistoryPage",
+        InputSerializer,
+        {"instrument_token": serializers.IntegerField(), "results": OptionHistoryPointSerializer(many=True)},
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         params = self.InputSerializer(data=request.query_params)

@@ -7,18 +7,26 @@ workers and every other process a test starts see the same moved clock. The offs
 first one instead of each starting again at the instant. The run starts at the instant and crosses
 it as the tests go (09:14:59 becomes 09:15 a second in), which is the point.
 
+Instants run two at a time (``TEST_CLOCK_JOBS``), each in a Redis database of its own; the test
+settings already give each run its own SQLite file, channel-layer prefix and feed control channel.
+
 Usage: ``python scripts/test_clock.py [NAME ...] [-- PYTEST ARGS]``; with no names, every instant.
 """
 
 import os
+import queue
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 ROOT = Path(__file__).resolve().parent.parent
+# Instants run TEST_CLOCK_JOBS (2) at a time, each in its own Redis database (the suite's own is 15).
+REDIS_BASE = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+REDIS_DBS = (14, 13, 12, 11)
 
 # Where Indian market code breaks (all IST). 2026-12-08 is a Tuesday: NIFTY's weekly expiry.
 # 2026-12-31 (Thursday) is the last trading day of the month and the year, and SENSEX's expiry.
@@ -59,11 +67,35 @@ def check_faketime() -> None:
         sys.exit(f"libfaketime did not move the clock: a child saw {seen}, wanted {instant.timestamp()}")
 
 
-def run(name: str, pytest_args: list[str]) -> int:
+def run(name: str, pytest_args: list[str], redis_db: int) -> tuple[int, str]:
+    """One instant's pytest in its own Redis database (instants run side by side); its output, whole."""
     instant = datetime.fromisoformat(INSTANTS[name])
-    print(f"== test-clock {name}: host clock at {instant.isoformat()}", flush=True)
+    env = {**faked_env(instant), "TEST_REDIS_URL": f"{REDIS_BASE}/{redis_db}"}
     command = [sys.executable, "-m", "pytest", "-m", "clock", "-q", "-p", "no:cacheprovider", *pytest_args]
-    return subprocess.run(command, env=faked_env(instant), cwd=ROOT, check=False).returncode  # noqa: S603 - our pytest
+    done = subprocess.run(command, env=env, cwd=ROOT, check=False, capture_output=True, text=True)  # noqa: S603
+    return (
+        done.returncode,
+        f"== test-clock {name}: host clock at {instant.isoformat()}\n{done.stdout}{done.stderr}",
+    )
+
+
+def run_all(names: list[str], pytest_args: list[str], jobs: int) -> list[str]:
+    """Run the instants, ``jobs`` at a time, each in a free Redis database; returns the failed names."""
+    free: queue.Queue[int] = queue.Queue()
+    for db in REDIS_DBS[:jobs]:
+        free.put(db)
+
+    def one(name: str) -> tuple[str, int]:
+        db = free.get()
+        try:
+            code, output = run(name, pytest_args, db)
+        finally:
+            free.put(db)
+        print(output, flush=True)
+        return name, code
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return [name for name, code in pool.map(one, names) if code != 0]
 
 
 def main(argv: list[str]) -> int:
@@ -75,9 +107,10 @@ def main(argv: list[str]) -> int:
         sys.exit(f"unknown instant(s) {unknown}; choose from {list(INSTANTS)}")
     check_faketime()
     started = time.monotonic()
-    failed = [name for name in names or list(INSTANTS) if run(name, pytest_args) != 0]
+    names = names or list(INSTANTS)
+    failed = run_all(names, pytest_args, int(os.environ.get("TEST_CLOCK_JOBS", "2")))
     print(
-        f"== test-clock: {len(names or INSTANTS) - len(failed)} instants passed, failed: {failed or 'none'} "
+        f"== test-clock: {len(names) - len(failed)} of {len(names)} instants passed, failed: {failed or 'none'} "
         f"({time.monotonic() - started:.0f} s)"
     )
     return 1 if failed else 0

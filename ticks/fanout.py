@@ -57,6 +57,7 @@ class StreamFanoutHook:
         self._gathered: dict[str, _Gathered] = {}
         self._sending: asyncio.Task[None] | None = None
         self._last_frame_at = 0.0  # loop time
+        self._bar_texts = BarTexts()
 
     async def __call__(self, batch: TickBatch) -> None:
         table = self._greeks.table
@@ -64,7 +65,7 @@ class StreamFanoutHook:
             return
         rows, known = table.lookup(batch.ticks["instrument_token"])
         frame = batch.derived.get("greeks")
-        bars = _bar_texts(batch.derived.get("bars"))
+        bars = self._bar_texts(batch.derived.get("bars"))
         options = known & np.isin(table.kind[rows], (KIND_CE, KIND_PE))
         companions = _companion_rows(batch.ticks, known & ~options, rows, table)
         chain_ids = {int(chain_id) for chain_id in np.unique(table.chain[rows[options]])}
@@ -120,17 +121,82 @@ def _put(gathered: _Gathered, rows: list[Row], bars: dict[int, str]) -> None:
             gathered.bars[token] = bar
 
 
-def _bar_texts(bars: npt.NDArray[np.void] | None) -> dict[int, str]:
-    """The frame's forming bars (ticks.bars.aggregator.BAR_DTYPE), each encoded once as the stream's
-    ``[start, open, high, low, close, volume]``; prices are finite, so a float's repr is its JSON."""
-    if bars is None or bars.size == 0:
-        return {}
-    names = ("instrument_token", "start", "open", "high", "low", "close", "volume")
-    columns = [bars[name].tolist() for name in names]
-    return {
-        token: f"[{start},{o!r},{h!r},{low!r},{c!r},{volume}]"
-        for token, start, o, h, low, c, volume in zip(*columns, strict=True)
-    }
+# The stream's bar: [start, open, high, low, close, volume].
+_BAR_FIELDS = ("start", "open", "high", "low", "close", "volume")
+_PRICES = ("open", "high", "low", "close")
+# repr of a price p / 100 (p whole paise, 0 < price < 1e13): p // 100, ".", p % 100 without trailing
+# zeros (no shorter decimal names the same float in that range, so this is the shortest round trip).
+_PAISE = tuple(f"{n:02d}".rstrip("0") or "0" for n in range(100))
+_NEVER = -2  # a start no bar has: a token's first bar always differs from it
+
+
+class BarTexts:
+    """Forming bars (ticks.bars.aggregator.BAR_DTYPE) as the stream's ``[start, open, high, low,
+    close, volume]`` JSON text, by token. A token's text is encoded again only when one of those six
+    changed since its last one (a bar that moves every frame is the exception: most options do not
+    trade every second), and prices on the paise grid are written from integers, since a float's repr
+    is most of the cost. The text is exactly ``f"[{start},{open!r},{high!r},{low!r},{close!r},{volume}]"``."""
+
+    def __init__(self) -> None:
+        self._tokens = np.empty(0, np.int64)  # sorted; the rows of _values and _texts
+        self._values = np.empty((0, len(_BAR_FIELDS)), np.int64)  # the fields (prices as bits) of _texts
+        self._texts: list[str] = []
+
+    def __call__(self, bars: npt.NDArray[np.void] | None) -> dict[int, str]:
+        if bars is None or bars.size == 0:
+            return {}
+        tokens = bars["instrument_token"]
+        values = np.empty((bars.size, len(_BAR_FIELDS)), np.int64)
+        values[:, 0], values[:, -1] = bars["start"], bars["volume"]
+        for column, name in enumerate(_PRICES, 1):
+            values[:, column] = bars[name].view(np.int64)  # the bits: -0.0 is not 0.0 in text
+        at = self._rows(tokens)
+        changed = np.flatnonzero((self._values[at] != values).any(axis=1))
+        if changed.size:
+            self._values[at[changed]] = values[changed]
+            for row, text in zip(at[changed].tolist(), _bar_texts(bars[changed]), strict=True):
+                self._texts[row] = text
+        texts = self._texts
+        return dict(zip(tokens.tolist(), [texts[row] for row in at.tolist()], strict=True))
+
+    def _rows(self, tokens: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        """Each token's row, adding the tokens not seen before (rare: a plan change)."""
+        at = np.minimum(np.searchsorted(self._tokens, tokens), max(self._tokens.size - 1, 0))
+        if self._tokens.size == 0 or not (self._tokens[at] == tokens).all():
+            grown = np.union1d(self._tokens, tokens)
+            old_at = np.searchsorted(grown, self._tokens)
+            values = np.full((grown.size, len(_BAR_FIELDS)), _NEVER, np.int64)
+            values[old_at] = self._values
+            texts = [""] * grown.size
+            for old, new in enumerate(old_at.tolist()):
+                texts[new] = self._texts[old]
+            self._tokens, self._values, self._texts = grown, values, texts
+            at = np.searchsorted(grown, tokens)
+        return at
+
+
+def _bar_texts(bars: npt.NDArray[np.void]) -> list[str]:
+    """Each bar's stream text; prices are finite, so a float's repr is its JSON."""
+    prices = np.column_stack([bars[name] for name in _PRICES])
+    in_range = (prices > 0) & (prices < 1e13)
+    paise = np.rint(np.where(in_range, prices, 0) * 100)
+    on_grid = (in_range & (paise / 100 == prices)).all(axis=1)
+    whole, fraction = np.divmod(np.where(on_grid[:, None], paise, 0).astype(np.int64), 100)
+    starts, volumes = bars["start"], bars["volume"]
+    if on_grid.all():  # the usual case: no row order to restore
+        return [
+            f"[{start},{o}.{_PAISE[of]},{h}.{_PAISE[hf]},{low}.{_PAISE[lf]},{c}.{_PAISE[cf]},{volume}]"
+            for start, o, h, low, c, of, hf, lf, cf, volume in zip(
+                starts.tolist(), *whole.T.tolist(), *fraction.T.tolist(), volumes.tolist(), strict=True
+            )
+        ]
+    texts = [f"[{start},{o!r},{h!r},{low!r},{c!r},{volume}]" for start, o, h, low, c, volume in zip(
+        starts.tolist(), *prices.T.tolist(), volumes.tolist(), strict=True
+    )]  # fmt: skip
+    rows = np.flatnonzero(on_grid)
+    for row, text in zip(rows.tolist(), _bar_texts(bars[rows]), strict=True):
+        texts[row] = text
+    return texts
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

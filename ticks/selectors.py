@@ -94,3 +94,12 @@ def latest_ticks(*, tokens: list[int]) -> npt.NDArray[np.void]:
         return latest_ticks_read(client, tokens)
     finally:
         client.close()
+
+
+def underlying_index(*, underlying: str) -> Instrument | None:
+    """The underlying's index instrument (settings.UNDERLYING_INDEX), if listed and active."""
+    key = settings.UNDERLYING_INDEX.get(underlying)
+    if key is None:
+        return None
+    exchange, _, symbol = key.partition(":")
+    return Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True).first()

@@ -23,6 +23,7 @@ from greeks.selectors import Chain, greeks_chain_live
 from tickerproject.exceptions import NotFoundError
 from ticks.conflation import Delta, Row
 from ticks.models import Instrument
+from ticks.selectors import underlying_index
 
 OPTION_TYPES = (Instrument.Type.CE, Instrument.Type.PE)
 ROWS_MESSAGE = "stream.rows"  # the consumer's handler: StreamConsumer.stream_rows
@@ -151,6 +152,7 @@ def stream_snapshot(chain: object) -> dict[str, Any]:
         live = greeks_chain_live(underlying=underlying, expiry=expiry)
     except NotFoundError:
         raise StreamError(f"unknown chain {chain!r}", field="chain") from None
+    index = underlying_index(underlying=underlying)
     return {
         "underlying": underlying,
         "expiry": expiry.isoformat(),
@@ -161,7 +163,7 @@ def stream_snapshot(chain: object) -> dict[str, Any]:
         "as_of": None if live.as_of is None else live.as_of.isoformat(),
         "rows": _rows(live),
         "companions": _companions(underlying),
-        "index_token": _index_token(underlying),
+        "index_token": None if index is None else index.instrument_token,
     }
 
 
@@ -172,12 +174,6 @@ def _rows(chain: Chain) -> list[dict[str, Any]]:
             if quote is not None:
                 rows.append({**asdict(quote), "strike": float(strike.strike), "type": kind})
     return rows
-
-
-def _index_token(underlying: str) -> int | None:
-    exchange, _, symbol = settings.UNDERLYING_INDEX.get(underlying, ":").partition(":")
-    index = Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True).first()
-    return None if index is None else index.instrument_token
 
 
 def _companions(underlying: str) -> list[int]:

@@ -20,7 +20,7 @@ from ticks.feeds.latest import latest_ticks_read
 from ticks.feeds.planner import DesiredGroup
 from ticks.feeds.strikes import AtmState, atm_recentre, strike_step, strikes_around
 from ticks.models import Instrument, WatchSpec
-from ticks.selectors import OPTION_TYPES, chain_expiries, chain_strikes
+from ticks.selectors import OPTION_TYPES, chain_expiries, chain_strikes, underlying_index
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def feed_desired(*, redis_client: redis.Redis, fallback_prices: PriceSource) -> 
     modes: dict[int, str] = {}
     problems: list[str] = []
     specs = list(WatchSpec.objects.filter(enabled=True))
-    indexes = {spec.underlying: _index_instrument(spec.underlying) for spec in specs}
+    indexes = {spec.underlying: underlying_index(underlying=spec.underlying) for spec in specs}
     prices = _prices(redis_client, [index for index in indexes.values() if index is not None], fallback_prices)
     for spec in specs:
         index = indexes[spec.underlying]
@@ -102,14 +102,6 @@ def _futures(underlying: str, expiry: date, *, exact: bool = False) -> list[int]
     futures = Instrument.objects.filter(name=underlying, instrument_type=Instrument.Type.FUT, is_active=True)
     futures = futures.filter(expiry=expiry) if exact else futures.filter(expiry__gte=expiry)
     return list(futures.order_by("expiry").values_list("instrument_token", flat=True))
-
-
-def _index_instrument(underlying: str) -> Instrument | None:
-    key = settings.UNDERLYING_INDEX.get(underlying)
-    if key is None:
-        return None
-    exchange, _, symbol = key.partition(":")
-    return Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True).first()
 
 
 def _prices(redis_client: redis.Redis, indexes: list[Instrument], fallback: PriceSource) -> dict[int, float]:

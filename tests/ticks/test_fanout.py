@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 import redis.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from greeks.hook import GreeksHook
 from greeks.tickpath import InstrumentTable, instrument_table_build
@@ -22,8 +24,9 @@ from tests.greeks.market import (
     tick_rows,
     true_forward,
 )
+from ticks.bars.aggregator import BAR_DTYPE
 from ticks.bars.hook import BarsHook
-from ticks.fanout import GATHER_MAX_S, StreamFanoutHook
+from ticks.fanout import GATHER_MAX_S, BarTexts, StreamFanoutHook
 from ticks.feeds.pipeline import TickBatch
 
 pytestmark = pytest.mark.integration  # the greeks hook writes to Redis
@@ -185,3 +188,32 @@ async def test_forming_bars_of_primary_tokens_travel_with_their_rows(hooks: Hook
 
 async def _never_called(records: object) -> None:
     raise AssertionError("no bar closes in these frames")
+
+
+_prices = st.one_of(
+    st.integers(0, 10**9).map(lambda paise: paise / 100),  # the paise grid: the encoder's integer path
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e16, max_value=1e16),
+    st.sampled_from([0.0, -0.0, 5e-324, 2**53 / 100, 1e16]),
+)
+_bar = st.tuples(
+    st.integers(1, 40), st.integers(0, 2**31), _prices, _prices, _prices, _prices, st.integers(0, 2**40)
+)
+
+
+_BAR_COLUMNS = ("instrument_token", "start", "open", "high", "low", "close", "volume")
+
+
+@given(frames=st.lists(st.lists(_bar, min_size=1, max_size=12, unique_by=lambda bar: bar[0]), max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_bar_texts_are_exactly_the_fields_reprs_frame_after_frame(frames: list[list[tuple]]) -> None:
+    """The cached, integer-formatted encoder equals a plain repr of each bar, however values repeat."""
+    encode = BarTexts()
+    for frame in frames:
+        bars = np.zeros(len(frame), BAR_DTYPE)
+        for name, column in zip(_BAR_COLUMNS, zip(*frame, strict=True), strict=True):
+            bars[name] = column
+        expected = {
+            token: f"[{start},{o!r},{h!r},{low!r},{c!r},{volume}]"
+            for token, start, o, h, low, c, volume in frame
+        }
+        assert encode(bars) == expected

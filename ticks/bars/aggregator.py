@@ -4,7 +4,10 @@
 the account's primary tokens, and returns the bars the frame closed, the forming bars of the tokens
 it touched, and how many ticks came too late. One vectorised pass per frame: the frame's ticks are
 sorted by (token slot, minute, exchange time) and each (slot, minute) run is reduced with
-``ufunc.reduceat``; per-token state lives in arrays aligned with a sorted token array.
+``ufunc.reduceat``; per-token state lives in arrays aligned with a sorted token array. The usual
+frame (each token once, every tick in the open minute, which it leaves open) skips the sort and the
+runs: its ticks merge straight into the state, by the same rules (``_merge_ticks``; the tests run
+both paths on the same streams).
 
 Rules (README "Bars"):
 
@@ -124,15 +127,26 @@ class _State:
         self.partial = _regrown(self.partial, old_at, tokens.size, False)
         self.tokens = tokens
 
-    def bars(self, slots: npt.NDArray[np.intp]) -> BarArray:
-        out = np.empty(slots.size, BAR_DTYPE)
-        out["instrument_token"] = self.tokens[slots]
-        for name in ("start", "volume", "oi", "ticks"):
-            out[name] = self.ints[name][slots]
-        for name in self.FLOATS:
-            out[name] = self.floats[name][slots]
-        out["partial"] = self.partial[slots]
-        return out
+    def bars(self, slots: npt.NDArray[np.intp] | slice) -> BarArray:
+        ints = {name: self.ints[name][slots] for name in ("start", "volume", "oi", "ticks")}
+        floats = {name: self.floats[name][slots] for name in self.FLOATS}
+        return _bars(self.tokens[slots], ints, floats, self.partial[slots])
+
+
+def _bars(
+    tokens: IntArray,
+    ints: dict[str, IntArray],
+    floats: dict[str, npt.NDArray[np.float64]],
+    partial: npt.NDArray[np.bool_],
+) -> BarArray:
+    out = np.empty(tokens.size, BAR_DTYPE)
+    out["instrument_token"] = tokens
+    for name in ("start", "volume", "oi", "ticks"):
+        out[name] = ints[name]
+    for name in _State.FLOATS:
+        out[name] = floats[name]
+    out["partial"] = partial
+    return out
 
 
 def _regrown(values: npt.NDArray, old_at: npt.NDArray[np.intp], size: int, fill: object) -> npt.NDArray:
@@ -145,9 +159,13 @@ def _regrown(values: npt.NDArray, old_at: npt.NDArray[np.intp], size: int, fill:
 class _Layout:
     primary: IntArray  # the primary array it was computed for (by identity)
     state_size: int  # slots shift when tokens are added
-    keep: npt.NDArray[np.intp]
-    slots: npt.NDArray[np.intp]
-    order: npt.NDArray[np.intp] | None  # None when a token appears more than once
+    keep: npt.NDArray[np.intp]  # the frame's primary rows: by slot when each appears once, else as they came
+    slots: npt.NDArray[np.intp]  # their slots
+    once: bool  # every token appears once: then ``keep`` is already in the order runs need
+    index: npt.NDArray[np.bool_]  # per kept row: an index token (no volume, no OI)
+    # ``slots`` again, as a slice when they are consecutive (one connection, or every token of the
+    # state): the fast path then works on views of the state, with no gather or scatter.
+    window: npt.NDArray[np.intp] | slice
 
 
 _LAYOUTS_KEPT: Final = 16  # a few connections' token lists, and a plan change's
@@ -156,9 +174,11 @@ _LAYOUTS_KEPT: Final = 16  # a few connections' token lists, and a plan change's
 class MinuteBars:
     """1-minute bars of one account's feed; see the module docstring for the rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast_path: bool = True) -> None:
+        self._fast_path = fast_path  # False: every frame takes the general path (tests compare both)
         self._state = _State()
         self._layouts: dict[bytes, _Layout] = {}  # by the frame's token list
+        self._last_layout: tuple[IntArray, _Layout] | None = None  # the previous frame's token list
         self.clock = 0  # the market clock: newest exchange time seen (or given to close_before)
 
     @property
@@ -169,50 +189,76 @@ class MinuteBars:
     def update(self, ticks: npt.NDArray[np.void], primary: IntArray, received_at: float) -> FrameBars:
         """Apply one frame's ticks of ``primary`` tokens (a sorted int64 array)."""
         open_minute = self.open_minute
+        stamps = ticks["exchange_timestamp"]
         if ticks.size:  # every tick of the feed tells the time, primary or not
-            self.clock = max(self.clock, int(ticks["exchange_timestamp"].max()))
+            self.clock = max(self.clock, int(stamps.max()))
         layout = self._layout(ticks["instrument_token"], primary)
-        keep, slots, order = layout.keep, layout.slots, layout.order
+        keep, slots = layout.keep, layout.slots
         if self.clock == 0 and keep.size:
             self.clock = int(received_at)
-        stamped = ticks["exchange_timestamp"][keep]
+        stamped = stamps[keep]
         at = np.where(stamped > 0, stamped, self.clock)
+        if (
+            self._fast_path
+            and layout.once
+            and keep.size
+            and open_minute == self.open_minute != NO_BAR
+            and at.min() >= open_minute
+        ):
+            # The usual frame: each token once, every tick in the open minute, which stays open.
+            forming = _merge_ticks(self._state, ticks, layout, at, open_minute)
+            return FrameBars(np.empty(0, BAR_DTYPE), forming, 0)
         minute = at // BAR_SECONDS * BAR_SECONDS
         timely = minute >= open_minute
         late = int(keep.size - np.count_nonzero(timely))
         if late:
             keep, slots, at, minute = keep[timely], slots[timely], at[timely], minute[timely]
-            order = None
         if keep.size == 0:
             return FrameBars(self._close_open_before(self.open_minute), np.empty(0, BAR_DTYPE), late)
-        if order is None:
+        if not layout.once:
             order = np.lexsort((at, minute, slots))  # stable: equal times keep arrival order
-        columns = _Columns.of(ticks, keep[order])
-        runs = _Runs.of(columns, slots[order], at[order], minute[order], self._state)
+            keep, slots, at, minute = keep[order], slots[order], at[order], minute[order]
+        runs = _Runs.of(_Columns.of(ticks, keep), slots, at, minute, self._state)
         closed = self._apply(runs, open_minute)
         touched = runs.slot[np.append(runs.slot[1:] != runs.slot[:-1], True)]
         touched = touched[self._state.ints["start"][touched] != NO_BAR]  # not closed at the frame's end
         return FrameBars(closed, self._state.bars(touched), late)
 
     def _layout(self, tokens: IntArray, primary: IntArray) -> "_Layout":
-        """The frame's primary rows, their slots, and their sort order when every token appears once
+        """The frame's primary rows and their slots, sorted by slot when every token appears once
         (then the order does not depend on times). Each connection's frames usually list the same
         tokens in the same order, so the layout is remembered per token list, until the primaries
-        or the slots change."""
+        or the slots change; a frame listing the same tokens as the frame before skips even the
+        hashing of its token list."""
+        last = self._last_layout
+        if last is not None and self._usable(last[1], primary) and np.array_equal(tokens, last[0]):
+            return last[1]
         key = tokens.tobytes()
         layout = self._layouts.get(key)
-        if layout is not None and layout.primary is primary and layout.state_size == self._state.tokens.size:
-            return layout
+        if layout is None or not self._usable(layout, primary):
+            layout = self._layout_of(tokens, primary)
+            if len(self._layouts) >= _LAYOUTS_KEPT:
+                self._layouts.clear()
+            self._layouts[key] = layout
+        self._last_layout = (tokens.copy(), layout)
+        return layout
+
+    def _usable(self, layout: _Layout, primary: IntArray) -> bool:
+        return layout.primary is primary and layout.state_size == self._state.tokens.size
+
+    def _layout_of(self, tokens: IntArray, primary: IntArray) -> _Layout:
         keep = np.flatnonzero(_member(tokens, primary))
         slots = self._state.slots(tokens[keep])
         order = np.argsort(slots, kind="stable")
         ordered = slots[order]
         once = bool((ordered[1:] != ordered[:-1]).all())
-        if len(self._layouts) >= _LAYOUTS_KEPT:
-            self._layouts.clear()
-        layout = _Layout(primary, self._state.tokens.size, keep, slots, order if once else None)
-        self._layouts[key] = layout
-        return layout
+        if once:
+            keep, slots = keep[order], ordered
+        index = (tokens[keep] & 0xFF) == SEGMENT_INDICES
+        window: npt.NDArray[np.intp] | slice = slots
+        if once and slots.size and slots[-1] - slots[0] + 1 == slots.size:
+            window = slice(int(slots[0]), int(slots[-1]) + 1)
+        return _Layout(primary, self._state.tokens.size, keep, slots, once, index, window)
 
     def close_before(self, now: float) -> BarArray:
         """Close every open bar whose minute ended at or before ``now`` (market time), and move the
@@ -416,6 +462,59 @@ def _volume_increments(
     pick = np.maximum(newest, 0)
     own = (newest >= 0) & (slots[pick] == slots)
     return increments, np.where(own, marks[pick], carried), np.where(own, day[pick], carried_day)
+
+
+def _merge_ticks(
+    state: _State, ticks: npt.NDArray[np.void], layout: _Layout, at: IntArray, minute: int
+) -> BarArray:
+    """The fast path of ``update``: each kept tick is its token's only one in the frame and falls in
+    the open minute, so it merges straight into the token's state (the rules of ``_Runs.of``,
+    ``_volume_increments``, ``_merge_into`` and ``_remember`` for a run of one tick), in place on
+    the state's columns (views of them when the slots are consecutive, else gathered and scattered
+    back). Returns the forming bars of the frame's tokens; nothing closes."""
+    keep, window, index = layout.keep, layout.window, layout.index
+    ints = {name: column[window] for name, column in state.ints.items()}
+    floats = {name: column[window] for name, column in state.floats.items()}
+    partial = state.partial[window]
+    price, volume = ticks["last_price"][keep], ticks["volume_traded"][keep]
+    full = (ticks["mode"] == "full")[keep]  # compared before gathering: a string gather costs 4x
+    ltp = np.zeros(keep.size, np.bool_) if full.all() else (ticks["mode"] == "ltp")[keep]
+    new_bar = ints["start"] == NO_BAR
+    seen_at = ints["seen_at"]
+    # Open and close: the tick is older than the bar's open, or at least as new as its close.
+    opens = new_bar | (at < ints["first_at"])
+    np.copyto(floats["open"], price, where=opens)
+    np.copyto(ints["first_at"], at, where=opens)
+    closes = new_bar | (at >= ints["last_at"])
+    np.copyto(floats["close"], price, where=closes)
+    np.copyto(ints["last_at"], at, where=closes)
+    np.fmax(floats["high"], price, out=floats["high"])
+    np.copyto(floats["high"], price, where=new_bar)
+    np.fmin(floats["low"], price, out=floats["low"])
+    np.copyto(floats["low"], price, where=new_bar)
+    # Volume: the growth of the day's high-water mark; a token's first counted tick of a day sets it.
+    base, base_day = ints["base"], ints["base_day"]
+    day = (at + IST_OFFSET_S) // 86_400
+    counted = ~ltp & ~index & (day >= base_day)
+    continues = counted & (day == base_day) & (base >= 0)
+    np.copyto(ints["volume"], 0, where=new_bar)
+    ints["volume"] += np.where(continues, np.maximum(volume - base, 0), 0)
+    np.copyto(base, np.where(continues, np.maximum(volume, base), volume), where=counted)
+    np.copyto(base_day, day, where=counted)
+    np.copyto(ints["ticks"], 0, where=new_bar)
+    ints["ticks"] += 1
+    # OI: only a tick newer than what the token already had moves it (a late tick's is stale).
+    np.copyto(ints["oi"], ticks["oi"][keep], where=(at >= seen_at) & full & ~index)
+    np.copyto(partial, seen_at < 0, where=new_bar)
+    np.maximum(seen_at, at, out=seen_at)
+    ints["start"][:] = minute
+    if not isinstance(window, slice):  # gathered copies: put them back
+        for name, column in ints.items():
+            state.ints[name][window] = column
+        for name, column in floats.items():
+            state.floats[name][window] = column
+        state.partial[window] = partial
+    return _bars(state.tokens[window], ints, floats, partial)
 
 
 def _merge_into(state: _State, runs: _Runs, rows: npt.NDArray[np.intp]) -> None:

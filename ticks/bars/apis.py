@@ -102,6 +102,30 @@ class RangeInputSerializer(serializers.Serializer):
         return attrs
 
 
+def export_schema(page: str, input_serializer: type[serializers.Serializer], fields: dict[str, Any]) -> Any:
+    """OpenAPI for a CsvExportApi's GET: its range parameters, a JSON page of ``fields``, or CSV."""
+    return extend_schema(
+        parameters=[
+            input_serializer,
+            OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the whole range"),
+            OpenApiParameter("limit", int, description="JSON only"),
+            OpenApiParameter("offset", int, description="JSON only"),
+        ],
+        responses={
+            (200, "application/json"): inline_serializer(
+                page,
+                {
+                    **fields,
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                },
+            ),
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+
+
 class BarOutputSerializer(serializers.Serializer):
     date = serializers.DateTimeField(help_text="the bar's first instant, IST (day bars: 00:00 IST)")
     open = serializers.FloatField()
@@ -128,26 +152,13 @@ class BarListApi(CsvExportApi):
         def max_span_days(self, attrs: dict[str, Any]) -> int:
             return KITE_MAX_SPAN_DAYS[attrs["interval"]]
 
-    @extend_schema(
-        parameters=[
-            InputSerializer,
-            OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the whole range"),
-            OpenApiParameter("limit", int, description="JSON only"),
-            OpenApiParameter("offset", int, description="JSON only"),
-        ],
-        responses={
-            (200, "application/json"): inline_serializer(
-                "BarPage",
-                {
-                    "instrument_token": serializers.IntegerField(),
-                    "interval": serializers.CharField(),
-                    "count": serializers.IntegerField(),
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": BarOutputSerializer(many=True),
-                },
-            ),
-            (200, "text/csv"): OpenApiTypes.STR,
+    @export_schema(
+        "BarPage",
+        InputSerializer,
+        {
+            "instrument_token": serializers.IntegerField(),
+            "interval": serializers.CharField(),
+            "results": BarOutputSerializer(many=True),
         },
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import redis
-from django.conf import settings
 
 from ticks.clocks import market_now
 from ticks.feeds.latest import latest_ticks_read
 from ticks.market_time import IST, MARKET_CLOSE, MARKET_OPEN
 from ticks.models import Instrument, WatchSpec
-from ticks.selectors import OPTION_TYPES
+from ticks.selectors import OPTION_TYPES, underlying_index
 from workers.models import FeedAssignment
 from workers.selectors import feed_plan_current
 
@@ -77,14 +76,6 @@ def closed_minutes(day: date, now: datetime) -> list[datetime]:
 # --- reads ---------------------------------------------------------------------------------------
 
 
-def _index_instrument(underlying: str) -> Instrument | None:
-    key = settings.UNDERLYING_INDEX.get(underlying)
-    if key is None:
-        return None
-    exchange, _, symbol = key.partition(":")
-    return Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True).first()
-
-
 def _planned_options(underlying: str) -> list[Instrument]:
     plan = feed_plan_current()
     if plan is None:
@@ -122,14 +113,14 @@ def watched_underlyings(*, day: date, underlying: str | None = None) -> list[Wat
     for name in names:
         options = _planned_options(name)
         futures = _futures(name, day, {o.expiry for o in options if o.expiry})
-        out.append(WatchedUnderlying(name, _index_instrument(name), tuple(futures), tuple(options)))
+        out.append(WatchedUnderlying(name, underlying_index(underlying=name), tuple(futures), tuple(options)))
     return out
 
 
 def watched_clock_tokens() -> list[int]:
     """The watched indices and their listed futures: the full-mode rows whose exchange timestamps date the market."""
     names = list(WatchSpec.objects.filter(enabled=True).values_list("underlying", flat=True))
-    indexes = [index.instrument_token for index in map(_index_instrument, names) if index is not None]
+    indexes = [index.instrument_token for index in (underlying_index(underlying=name) for name in names) if index is not None]
     futures = Instrument.objects.filter(name__in=names, instrument_type=Instrument.Type.FUT, is_active=True)
     return indexes + list(futures.values_list("instrument_token", flat=True))
 

@@ -2,12 +2,14 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from unittest import mock
 
 import numpy as np
 import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ticks.bars import aggregator
 from ticks.bars.aggregator import BAR_DTYPE, MinuteBars, bar_records
 from ticks.bars.records import BarRecord
 from ticks.feeds.protocol import TICK_DTYPE
@@ -178,6 +180,112 @@ def test_random_streams_match_the_tick_by_tick_reference(steps: list[tuple[str, 
         assert bars_of(result.forming) == forming
         assert result.late == late
     assert bars_of(bars.forming()) == sorted(reference.row(bar) for bar in reference.bars.values())
+
+
+# --- the fast path (each token once, every tick in the open minute) against the general path ----------
+
+STEADY = [OPTION, FUTURE, INDEX, COMPANION, 5 << 8 | 2, 900 << 8 | 2]
+STEADY_PRIMARY = np.array(sorted(set(STEADY) - {COMPANION}), np.int64)
+
+
+@st.composite
+def steady_streams(draw: st.DrawFn) -> list[tuple[str, object]]:
+    """Frames shaped like a live feed's: every token once, in any order, any subset (so the slots a
+    frame touches may be consecutive or not); sometimes a duplicate, a tick 65 s late, a minute or an
+    IST day passing, an ltp or quote packet, a volume reset, a quiet-period close."""
+    now = T0 + draw(st.integers(0, 50)) + draw(st.sampled_from([0, 86_400 - 19_800 - 120]))
+    volume = {token: draw(st.integers(0, 1_000)) for token in STEADY}
+    steps: list[tuple[str, object]] = []
+    for price, order in ((10.0, STEADY), (11.0, STEADY[::-1])):  # opens every bar, then the fast path
+        # The first packet is stamped, so the clock is ``now`` and the second frame's minute still open.
+        modes = ["full", *(draw(st.sampled_from(["full", "quote", "ltp"])) for _ in order[1:])]
+        steps.append(
+            (
+                "frame",
+                [
+                    _tick(token, price, now, volume[token] + 5, 2, mode)
+                    for token, mode in zip(order, modes, strict=True)
+                ],
+            )
+        )
+    for _ in range(draw(st.integers(0, 30))):
+        if draw(st.integers(0, 14)) == 0:
+            now += draw(st.integers(0, 90))
+            steps.append(("close", float(now)))
+            continue
+        tokens = draw(st.lists(st.sampled_from(STEADY), max_size=len(STEADY), unique=True))
+        if tokens and draw(st.integers(0, 9)) == 0:
+            tokens.append(tokens[0])
+        now += draw(st.sampled_from([0, 0, 1, 1, 2, 7, 25]))
+        ticks = []
+        for token in tokens:
+            at = max(now - draw(st.sampled_from([0, 0, 0, 1, 3, 65])), 1)
+            mode = draw(st.sampled_from(["full", "full", "full", "quote", "ltp"]))
+            volume[token] = (
+                draw(st.integers(0, 50))
+                if draw(st.integers(0, 20)) == 0
+                else volume[token] + draw(st.integers(0, 40))
+            )
+            oi = draw(st.integers(0, 5_000))
+            ticks.append(_tick(token, draw(st.integers(1, 400)) * 0.05, at, volume[token], oi, mode))
+        steps.append(("frame", ticks))
+    return steps
+
+
+def _tick(token: int, price: float, at: int, volume: int, oi: int, mode: str) -> Tick:
+    """What a packet of ``mode`` carries: ltp packets no volume, only full packets a time and OI."""
+    full = mode == "full"
+    return (token, price, at if full else 0, volume if mode != "ltp" else 0, oi if full else 0, mode)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steady_streams())
+def test_the_fast_path_equals_the_general_path_and_the_reference(steps: list[tuple[str, object]]) -> None:
+    fast, general, reference = MinuteBars(), MinuteBars(fast_path=False), Reference()
+    primary = set(STEADY_PRIMARY.tolist())
+    with mock.patch.object(aggregator, "_merge_ticks", wraps=aggregator._merge_ticks) as merge_ticks:
+        for kind, payload in steps:
+            if kind == "close":
+                closed = fast.close_before(payload)
+                assert closed.tolist() == general.close_before(payload).tolist()
+                assert bars_of(closed) == reference.close_before(payload)
+                continue
+            ticks = frame(*payload)
+            result, expected = (
+                fast.update(ticks, STEADY_PRIMARY, T0),
+                general.update(ticks, STEADY_PRIMARY, T0),
+            )
+            assert result.closed.tolist() == expected.closed.tolist()
+            assert result.forming.tolist() == expected.forming.tolist()  # the same order too
+            assert result.late == expected.late
+            closed, forming, late = reference.update(payload, primary, T0)
+            assert (bars_of(result.closed), bars_of(result.forming), result.late) == (closed, forming, late)
+    assert merge_ticks.call_count >= 1  # the second frame at least took the fast path
+    assert fast.forming().tolist() == general.forming().tolist()
+
+
+def test_frames_of_two_connections_take_the_fast_path_on_their_own_slots() -> None:
+    """Two connections' frames alternate: neither touches consecutive slots, both stay exact."""
+    fast, general = MinuteBars(), MinuteBars(fast_path=False)
+    first, second = [OPTION, INDEX], [5 << 8 | 2, FUTURE, 900 << 8 | 2]
+    with mock.patch.object(aggregator, "_merge_ticks", wraps=aggregator._merge_ticks) as merge_ticks:
+        for second_of_minute in range(0, 60, 3):
+            for tokens in (first, second):
+                ticks = frame(
+                    *((token, 100.0 + second_of_minute % 7, T0 + second_of_minute, 10 * second_of_minute, 1, "full")
+                      for token in tokens)
+                )  # fmt: skip
+                result, expected = (
+                    fast.update(ticks, STEADY_PRIMARY, T0),
+                    general.update(ticks, STEADY_PRIMARY, T0),
+                )
+                assert result.forming.tolist() == expected.forming.tolist()
+    assert merge_ticks.call_count == 2 * 20 - 1  # all but the first frame (before it, no clock)
+    rolled = frame((OPTION, 1.0, T0 + 60, 0, 0, "full"))
+    assert (
+        fast.update(rolled, STEADY_PRIMARY, T0).closed.tolist()
+        == general.update(rolled, STEADY_PRIMARY, T0).closed.tolist()
+    )
 
 
 # --- the rules, one at a time -------------------------------------------------------------------------
