@@ -7,7 +7,10 @@
     fresh file) and, with ``--database-url``, on PostgreSQL (that database, created and migrated if
     missing; its bars table is emptied before and after); target < 1 s. Each database runs in a child
     process of this script (Django binds one database per process).
-(c), (d): resampling and API p99 go in the marked place below, each as one ``part_*`` function.
+(c) Resampling one year of 1-minute bars of one token to every interval with pandas; target < 1 s.
+(d) GET /api/v1/bars for a day of minutes against the Procfile's web line: p50/p99; target p99 < 50 ms.
+    (c) and (d) run bench/bars_history.py as a child, on SQLite and, with ``--database-url``, on a fresh
+    database of that PostgreSQL server.
 
 Run: .venv/bin/python bench/bars.py [--database-url postgres://postgres@127.0.0.1:5432/helper_live]
 """
@@ -193,9 +196,14 @@ def postgres_ready(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-# --- (c), (d): resampling one year of 1-minute bars, GET /api/v1/bars p99 (to come) ----------------
-# def part_resample(...) -> None: ...
-# def part_api(...) -> None: ...
+# --- (c), (d): resampling one year of 1-minute bars, GET /api/v1/bars p99 -----------------------------
+
+
+def part_history(database_url: str | None, requests: int) -> None:
+    """bench/bars_history.py in a child per database: it sets Django up on a fresh database of its own."""
+    for url in [None, database_url] if database_url else [None]:
+        command = [sys.executable, str(ROOT / "bench" / "bars_history.py"), "--requests", str(requests)]
+        subprocess.run([*command, *(["--database-url", url] if url else [])], check=True)  # noqa: S603
 
 
 def main() -> None:
@@ -203,7 +211,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200, help="frames per tick-path figure")
     parser.add_argument("--rounds", type=int, default=3, help="minutes of 27,000 bars written")
     parser.add_argument("--database-url", help="also write to this PostgreSQL database")
-    parser.add_argument("--only", choices=["aggregator", "write"], help="run one part")
+    parser.add_argument("--requests", type=int, default=300, help="GET /api/v1/bars requests per figure")
+    parser.add_argument("--only", choices=["aggregator", "write", "history"], help="run one part")
     parser.add_argument("--write-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.write_child:
@@ -219,6 +228,8 @@ def main() -> None:
                 postgres_ready(args.database_url)
                 urls.append(args.database_url)
             part_write(urls, args.rounds)
+    if args.only in (None, "history"):
+        part_history(args.database_url, args.requests)
 
 
 if __name__ == "__main__":

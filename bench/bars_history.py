@@ -1,6 +1,7 @@
 """Bars history: pandas resampling of a year of 1-minute bars, and GET /api/v1/bars over a real server.
 
-(Two parts for bench/bars.py, kept apart until the lead merges them.)
+Parts (c) and (d) of bench/bars.py, which runs this file as a child process per database (Django binds
+one database per process, and this one sets up its own).
 
 1. resample: one token's year of 1-minute bars (250 sessions x 375 minutes) to every Kite interval with
    ticks.bars.resample (pure: no database), median of 5 runs; target < 1 s for all intervals together.
@@ -16,13 +17,10 @@
 import argparse
 import os
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +33,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")  # nothing flushes it
 WORKDIR = ROOT / "var" / f"bench-bars-{os.getpid()}"
 BENCH_DATABASE = f"bench_bars_{os.getpid()}"
 SESSIONS, MINUTES = 250, 375
@@ -89,6 +87,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.processes import Process, answers  # noqa: E402
 from ticks.bars.intervals import INTERVAL_MINUTES  # noqa: E402
 from ticks.bars.records import BarRecord  # noqa: E402
 from ticks.bars.resample import bars_frame, bars_resample  # noqa: E402
@@ -169,40 +168,6 @@ def store_year() -> None:
 # --- the web process ------------------------------------------------------------------------------
 
 
-class Process:
-    def __init__(self, name: str, command: list[str], ready: Callable[[], bool], env: dict[str, str]) -> None:
-        self.log = WORKDIR / f"{name}.log"
-        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not ready():
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{name} did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code < 500
-    except requests.RequestException:
-        return False
-
-
 PROCFILE_WEB = next(
     line.removeprefix("web:").strip()
     for line in (ROOT / "Procfile").read_text().splitlines()
@@ -212,9 +177,8 @@ PROCFILE_WEB = next(
 
 def start_web() -> Process:
     env = {**ENV, "WEB_PORT": str(WEB_PORT), "PATH": f"{Path(sys.executable).parent}:{ENV['PATH']}"}
-    return Process(
-        "web", ["bash", "-c", f"exec {PROCFILE_WEB}"], lambda: _answers(f"{WEB_ROOT}/api/v1/bars"), env
-    )
+    command = ["bash", "-c", f"exec {PROCFILE_WEB}"]
+    return Process("web", command, lambda: answers(f"{WEB_ROOT}/api/v1/bars"), env, WORKDIR)
 
 
 def prepare_api() -> tuple[str, date]:

@@ -24,15 +24,12 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -125,72 +122,18 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.processes import Process, answers, pgrep  # noqa: E402
 from orders.models import Order, TradingPermission  # noqa: E402
 from ticks.kite import kite_client_for  # noqa: E402
 from ticks.models import BrokerAccount, ClientApiKey, Instrument  # noqa: E402
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
 
 
-class Process:
-    """A child process in its own process group (so SIGKILL takes its children too), logging to a file."""
-
-    def __init__(
-        self, name: str, command: list[str], ready: Callable[[], bool], env: dict[str, str] = ENV
-    ) -> None:
-        self.name = name
-        self.log = WORKDIR / f"{name}.log"
-        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not ready():
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{name} did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(10)
-
-    def kill_children(self) -> int:
-        pids = _pgrep("-P", self.popen.pid)
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        return len(pids)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def _pgrep(flag: str, pid: int) -> list[int]:
-    """Children (-P) or process-group members (-g) of ``pid``."""
-    found = subprocess.run(["pgrep", flag, str(pid)], capture_output=True, text=True, check=False)  # noqa: S603, S607
-    return [int(line) for line in found.stdout.split()]
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code < 500
-    except requests.RequestException:
-        return False
-
-
 def start_kitesim() -> Process:
     command = [sys.executable, "manage.py", "kitesim", "--port", str(KITESIM_PORT), "--seed", "7"]
     for api_key, secret, token in ACCOUNTS:
         command += ["--account", f"{api_key}:{secret}:{token}"]
-    return Process("kitesim", command, lambda: _answers(f"{KITE_ROOT}/_sim/state"))
+    return Process("kitesim", command, lambda: answers(f"{KITE_ROOT}/_sim/state"), ENV, WORKDIR)
 
 
 ASGI, WSGI = "tickerproject.asgi:application", "tickerproject.wsgi:application --interface wsgi"
@@ -207,7 +150,7 @@ def start_web(port: int = WEB_PORT, app: str = ASGI, name: str = "web") -> Proce
     with ``app=WSGI`` the same line serving the Django app through uvicorn's own WSGI interface."""
     env = {**ENV, "WEB_PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{ENV['PATH']}"}
     command = ["bash", "-c", f"exec {PROCFILE_WEB.replace(ASGI, app)}"]
-    return Process(name, command, lambda: _answers(f"http://127.0.0.1:{port}/api/v1/orders"), env)
+    return Process(name, command, lambda: answers(f"http://127.0.0.1:{port}/api/v1/orders"), env, WORKDIR)
 
 
 def web_workers() -> int:
@@ -218,7 +161,7 @@ def web_workers() -> int:
 def cpu_seconds(process: Process) -> dict[int, float]:
     """User + system CPU of each process in the group (uvicorn's workers included), by pid."""
     seconds = {}
-    for pid in _pgrep("-g", process.popen.pid):
+    for pid in pgrep("-g", process.popen.pid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
@@ -245,14 +188,14 @@ def start_worker() -> Process:
     command += ["--prefetch-multiplier=1", "-n", f"{name}@bench", "--loglevel=INFO", "--without-mingle"]
     command += ["--without-gossip"]
     log = WORKDIR / f"{name}.log"
-    WORKERS.append(Process(name, command, lambda: log.exists() and "ready." in log.read_text()))
+    WORKERS.append(Process(name, command, lambda: log.exists() and "ready." in log.read_text(), ENV, WORKDIR))
     return WORKERS[-1]
 
 
 def start_beat() -> Process:
     command = [sys.executable, "-m", "celery", "-A", "tickerproject", "beat", "--loglevel=WARNING"]
     command += ["--schedule", str(WORKDIR / "beat-schedule")]
-    return Process("beat", command, lambda: True)
+    return Process("beat", command, lambda: True, ENV, WORKDIR)
 
 
 # --- the world: database, accounts, clients ---------------------------------------------------------
