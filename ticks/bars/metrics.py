@@ -1,4 +1,5 @@
-"""Prometheus metrics of the live bars, labelled by broker account (like ticks.feeds.metrics)."""
+"""Prometheus metrics of bars: the live ones labelled by broker account (like ticks.feeds.metrics), and
+settlement against Kite's candles."""
 
 from prometheus_client import Counter, Histogram
 
@@ -13,3 +14,16 @@ WRITE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 WRITE_FAILURES = Counter("bars_write_failures_total", "Bulk upserts of closed bars that failed", ["account"])
+
+SETTLE_DIFF = Counter(
+    "bars_settle_diff_total", "Settled minutes where Kite's candle differed from the live bar", ["field"]
+)
+SETTLE_PRICE_DIFF = Histogram(
+    "bars_settle_price_diff_rupees",
+    "Absolute difference between the live bar's price and Kite's, per settled minute",
+    ["field"],
+    buckets=(0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0),
+)
+SETTLED = Counter(
+    "bars_settled_total", "Minutes written from Kite's candles", ["outcome"]
+)  # replaced | inserted | filled

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import redis
-from prometheus_client import Counter, Histogram
 
 from ticks.bars.intervals import MINUTE
 from ticks.bars.kite_history import KiteHistory, Window, candle_flags, candle_records
+from ticks.bars.metrics import SETTLE_DIFF, SETTLE_PRICE_DIFF, SETTLED
 from ticks.bars.records import BarRecord
 from ticks.bars.services import bars_upsert
 from ticks.bars.watched import (
@@ -36,19 +36,6 @@ from ticks.models import Bar, Instrument
 PRICE_FIELDS = ("open", "high", "low", "close")
 COMPARED_FIELDS = (*PRICE_FIELDS, "volume")
 MAX_GAP_REQUESTS = 8  # more separate holes than this: one request over all of them
-
-SETTLE_DIFF = Counter(
-    "bars_settle_diff_total", "Settled minutes where Kite's candle differed from the live bar", ["field"]
-)
-SETTLE_PRICE_DIFF = Histogram(
-    "bars_settle_price_diff_rupees",
-    "Absolute difference between the live bar's price and Kite's, per settled minute",
-    ["field"],
-    buckets=(0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0),
-)
-SETTLED = Counter(
-    "bars_settled_total", "Minutes written from Kite's candles", ["outcome"]
-)  # replaced | inserted | filled
 
 
 @dataclass(slots=True)
