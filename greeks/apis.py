@@ -22,10 +22,9 @@ from ticks.bars.intervals import KITE_MAX_SPAN_DAYS, MINUTE
 from ticks.bars.selectors import instrument_resolve
 
 
-class OptionOutputSerializer(serializers.Serializer):
-    """One leg of a chain row (shared by the live and the stored chain)."""
+class QuoteGreeksSerializer(serializers.Serializer):
+    """An option's quote, IV and Greeks: what a chain leg and a stored minute share."""
 
-    instrument_token = serializers.IntegerField()
     last_price = serializers.FloatField(allow_null=True)
     bid = serializers.FloatField(allow_null=True)
     ask = serializers.FloatField(allow_null=True)
@@ -41,6 +40,12 @@ class OptionOutputSerializer(serializers.Serializer):
     status = serializers.CharField(
         help_text="ok, no_price, pending, below_intrinsic, above_max, expired, ..."
     )
+
+
+class OptionOutputSerializer(QuoteGreeksSerializer):
+    """One leg of a chain row (shared by the live and the stored chain)."""
+
+    instrument_token = serializers.IntegerField()
 
 
 class StrikeOutputSerializer(serializers.Serializer):
@@ -116,24 +121,11 @@ class ChainHistoryApi(APIView):
         return Response(self.OutputSerializer(history).data)
 
 
-class OptionHistoryPointSerializer(serializers.Serializer):
+class OptionHistoryPointSerializer(QuoteGreeksSerializer):
     taken_at = serializers.DateTimeField(help_text="the minute, in market (exchange) time, IST")
-    last_price = serializers.FloatField(allow_null=True)
-    bid = serializers.FloatField(allow_null=True)
-    ask = serializers.FloatField(allow_null=True)
-    oi = serializers.IntegerField(allow_null=True)
-    volume = serializers.IntegerField(allow_null=True)
     forward = serializers.FloatField(allow_null=True)
     forward_source = serializers.CharField(help_text="future, parity, index or none")
     t_years = serializers.FloatField(allow_null=True)
-    iv = serializers.FloatField(allow_null=True, help_text="from the last price, a fraction")
-    iv_mid = serializers.FloatField(allow_null=True, help_text="from the mid of the best bid and ask")
-    delta = serializers.FloatField(allow_null=True)
-    gamma = serializers.FloatField(allow_null=True)
-    theta = serializers.FloatField(allow_null=True, help_text="rupees per calendar day")
-    vega = serializers.FloatField(allow_null=True, help_text="rupees per vol point")
-    rho = serializers.FloatField(allow_null=True, help_text="rupees per rate point")
-    status = serializers.CharField()
 
 
 class OptionGreeksHistoryApi(CsvExportApi):

@@ -7,6 +7,10 @@ import pytest
 import redis
 import redis.asyncio
 from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.ticks.factories import UserFactory
+from ticks.models import ClientApiKey
 
 Path(settings.BASE_DIR, "var").mkdir(exist_ok=True)
 
@@ -30,3 +34,12 @@ async def aredis(redis_client: redis.Redis, redis_url: str) -> AsyncIterator[red
     client = redis.asyncio.Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def key_client() -> APIClient:
+    """A REST client authenticated with a fresh API key of a new user."""
+    _, key = ClientApiKey.objects.create_key(name="algo", user=UserFactory())
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client

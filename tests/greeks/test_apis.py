@@ -35,23 +35,14 @@ from tests.greeks.market import (
     true_forward,
     years,
 )
-from tests.ticks.factories import OptionFactory, UserFactory, WatchSpecFactory
+from tests.ticks.factories import OptionFactory, WatchSpecFactory
 from ticks.feeds.latest import LatestTickCache
 from ticks.feeds.pipeline import TickBatch
-from ticks.models import ClientApiKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.clock]
 
 CHAIN = f"/api/v1/chains/NIFTY/{WEEKLY.isoformat()}"
 ATM = 24_800.0
-
-
-@pytest.fixture
-def key_client() -> APIClient:
-    _, key = ClientApiKey.objects.create_key(name="algo", user=UserFactory())
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    return client
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from rest_framework.test import APIClient
 
 from greeks.models import GreeksSnapshot
 from greeks.selectors import HISTORY_FIELDS
-from tests.ticks.factories import FutureFactory, OptionFactory, UserFactory
+from tests.ticks.factories import FutureFactory, OptionFactory
 from ticks.market_time import IST
-from ticks.models import ClientApiKey, Instrument
+from ticks.models import Instrument
 
 pytestmark = pytest.mark.django_db
 
@@ -24,14 +24,6 @@ DAY = date(2026, 12, 1)
 
 def _ist(day: date, hour: int, minute: int) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=IST)
-
-
-@pytest.fixture
-def key_client() -> APIClient:
-    _, key = ClientApiKey.objects.create_key(name="algo", user=UserFactory())
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    return client
 
 
 def _snapshot(option: Instrument, taken_at: datetime, iv: float | None, **extra: Any) -> GreeksSnapshot:

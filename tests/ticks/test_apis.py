@@ -10,14 +10,6 @@ from ticks.models import ClientApiKey
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def key_client() -> APIClient:
-    _, key = ClientApiKey.objects.create_key(name="algo", user=UserFactory())
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    return client
-
-
 def test_anonymous_requests_get_401_with_the_scheme() -> None:
     response = APIClient().get("/api/v1/instruments")
 

@@ -29,14 +29,6 @@ def _ist(day: date, hour: int, minute: int, second: int = 0) -> datetime:
 
 
 @pytest.fixture
-def key_client() -> APIClient:
-    _, key = ClientApiKey.objects.create_key(name="algo", user=UserFactory())
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    return client
-
-
-@pytest.fixture
 def option() -> Instrument:
     """An option with a full session of 1-minute bars on DAY (open 100 + k at minute k)."""
     listed = OptionFactory(expiry=date(2026, 3, 26))
