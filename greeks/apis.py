@@ -62,6 +62,9 @@ class ChainApi(APIView):
         at = serializers.DateTimeField(required=False, help_text="serve the stored minute at or before this")
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Chain"  # the OpenAPI component's name: every view's inner class is "Output"
+
         underlying = serializers.CharField()
         expiry = serializers.DateField()
         source = serializers.CharField(help_text="live or snapshot")
@@ -104,6 +107,9 @@ class ChainHistoryApi(APIView):
         )
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "StrikeHistory"
+
         underlying = serializers.CharField()
         expiry = serializers.DateField()
         strike = serializers.FloatField()

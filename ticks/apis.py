@@ -35,6 +35,7 @@ class InstrumentListApi(APIView):
         class Meta:
             model = Instrument
             fields = list(KITE_HEADER)
+            ref_name = "Instrument"  # the OpenAPI component's name: every view's inner class is "Output"
 
     @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
