@@ -7,7 +7,7 @@ workers and every other process a test starts see the same moved clock. The offs
 first one instead of each starting again at the instant. The run starts at the instant and crosses
 it as the tests go (09:14:59 becomes 09:15 a second in), which is the point.
 
-Instants run two at a time (``TEST_CLOCK_JOBS``), each in a Redis database of its own; the test
+Instants run three at a time (``TEST_CLOCK_JOBS``), each in a Redis database of its own; the test
 settings already give each run its own SQLite file, channel-layer prefix and feed control channel.
 
 Usage: ``python scripts/test_clock.py [NAME ...] [-- PYTEST ARGS]``; with no names, every instant.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 ROOT = Path(__file__).resolve().parent.parent
-# Instants run TEST_CLOCK_JOBS (2) at a time, each in its own Redis database (the suite's own is 15).
+# Instants run TEST_CLOCK_JOBS (3) at a time, each in its own Redis database (the suite's own is 15).
 REDIS_BASE = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
 REDIS_DBS = (14, 13, 12, 11)
 
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     check_faketime()
     started = time.monotonic()
     names = names or list(INSTANTS)
-    failed = run_all(names, pytest_args, int(os.environ.get("TEST_CLOCK_JOBS", "2")))
+    failed = run_all(names, pytest_args, int(os.environ.get("TEST_CLOCK_JOBS", "3")))
     print(
         f"== test-clock: {len(names) - len(failed)} of {len(names)} instants passed, failed: {failed or 'none'} "
         f"({time.monotonic() - started:.0f} s)"

@@ -14,6 +14,27 @@ from ticks.models import ClientApiKey
 
 Path(settings.BASE_DIR, "var").mkdir(exist_ok=True)
 
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="only tests that use the database (CI's second database: the others do not depend on it)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    kept, skipped = [], []
+    for item in items:
+        uses_database = item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
+        (kept if uses_database else skipped).append(item)
+    config.hook.pytest_deselected(items=skipped)
+    items[:] = kept
+
 
 @pytest.fixture
 def redis_url() -> str:

@@ -42,8 +42,6 @@ from tests.greeks.market import (
 from tests.ticks.feeds.frames import frame, full_packet, index_packet, ltp_packet
 from ticks.feeds.protocol import decode_frame
 
-pytestmark = pytest.mark.clock
-
 ATM = 24_800.0
 
 

@@ -19,8 +19,6 @@ from orders.validation import (
 )
 from ticks.market_time import IST
 
-pytestmark = pytest.mark.clock
-
 MONDAY_10 = datetime(2026, 8, 17, 10, 0, tzinfo=IST)
 OPTION = InstrumentFacts(
     exchange="NFO",
