@@ -8,6 +8,10 @@ import pytest
 from ticks import snapshots
 from ticks.stream import StreamError
 
+# The reads go through Channels' database_sync_to_async, which checks the executor thread's database
+# connection first: after a test that left one there, that check needs database access.
+pytestmark = pytest.mark.django_db
+
 
 class SlowReads:
     """Stands in for stream_snapshot (a database read): numbered reads that wait to be let go."""
