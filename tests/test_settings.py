@@ -47,3 +47,21 @@ def test_production_starts_when_every_secret_is_given() -> None:
     )
 
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("BARS_RETENTION_DAYS", "minutes=400", "BARS_RETENTION_DAYS: unknown interval(s) minutes"),
+        ("BARS_RETENTION_DAYS", "minute=-1", "BARS_RETENTION_DAYS: days must be 0"),
+        ("BARS_HISTORICAL_RATE_LIMITS", "3/soon", "BARS_HISTORICAL_RATE_LIMITS"),
+        ("MARKET_CLOCK", "sometime", "MARKET_CLOCK"),
+    ],
+)
+def test_a_malformed_app_setting_stops_django_start_up_naming_it(name: str, value: str, message: str) -> None:
+    result = _import_settings(
+        "django; django.setup()", DJANGO_SETTINGS_MODULE="tickerproject.settings.base", **{name: value}
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr

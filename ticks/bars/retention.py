@@ -3,6 +3,9 @@
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 
+from django.core.exceptions import ImproperlyConfigured
+
+from ticks.bars.intervals import INTERVAL_MINUTES
 from ticks.market_time import IST
 from ticks.models import Bar
 
@@ -22,3 +25,17 @@ def bars_prune(*, today: date, retention_days: Mapping[str, int]) -> dict[str, i
         interval: Bar.objects.filter(interval=interval, start__lt=cutoff).delete()[0]
         for interval, cutoff in retention_cutoffs(today, retention_days).items()
     }
+
+
+def check_retention_setting(retention_days: Mapping[str, int]) -> None:
+    """BARS_RETENTION_DAYS names Kite's intervals and gives each 0 (forever) or more days."""
+    unknown = sorted(set(retention_days) - set(INTERVAL_MINUTES))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"BARS_RETENTION_DAYS: unknown interval(s) {', '.join(unknown)}; use {', '.join(INTERVAL_MINUTES)}"
+        )
+    negative = sorted(interval for interval, days in retention_days.items() if days < 0)
+    if negative:
+        raise ImproperlyConfigured(
+            f"BARS_RETENTION_DAYS: days must be 0 (forever) or more, not for {negative}"
+        )
