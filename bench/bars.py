@@ -97,12 +97,12 @@ def part_aggregator(repeats: int) -> None:
         moving["exchange_timestamp"] = decoded["exchange_timestamp"] + i // 10
         moving["volume_traded"] += 3
         moving["last_price"] = np.round(decoded["last_price"] + (i % 7) * 0.05, 2)  # paise, as on the wire
-        return bars.update(moving, primary, 0.0)
+        return bars.update(moving, primary)
 
     decode_us, decode_p99 = _median_us(lambda: decode_frame(payload), repeats)
     greeks_us, greeks_p99 = _median_us(lambda: hook.compute(batch), repeats)
     bars_us, bars_p99 = _median_us(update, repeats)
-    forming = bars.update(moving, primary, 0.0).forming
+    forming = bars.update(moving, primary).forming
     encoder, some = BarTexts(), forming.copy()
     encoder(some)
 
@@ -113,11 +113,11 @@ def part_aggregator(repeats: int) -> None:
     texts_us, _ = _median_us(lambda: moved(slice(None)), repeats)
     tenth_us, _ = _median_us(lambda: moved(slice(None, None, 10)), repeats)
     rollover = MinuteBars()
-    rollover.update(decoded, primary, 0.0)
+    rollover.update(decoded, primary)
     later = decoded.copy()
     later["exchange_timestamp"] += 60
     start = time.perf_counter()
-    closed = rollover.update(later, primary, 0.0).closed
+    closed = rollover.update(later, primary).closed
     rollover_us = (time.perf_counter() - start) * 1e6
     reference = decode_us + greeks_us
     print(

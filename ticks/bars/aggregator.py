@@ -1,6 +1,6 @@
 """Live 1-minute bars from decoded tick frames (pure: numpy only; no Django, Redis or clock).
 
-``MinuteBars.update(ticks, primary, received_at)`` takes one decoded frame (``TICK_DTYPE`` rows) and
+``MinuteBars.update(ticks, primary)`` takes one decoded frame (``TICK_DTYPE`` rows) and
 the account's primary tokens, and returns the bars the frame closed, the forming bars of the tokens
 it touched, and how many ticks came too late. One vectorised pass per frame: the frame's ticks are
 sorted by (token slot, minute, exchange time) and each (slot, minute) run is reduced with
@@ -15,8 +15,10 @@ Rules (README "Bars"):
   connection that carries its options; only the primary copy makes bars, so nothing is counted twice.
 * **Clock.** Ticks are bucketed by ``exchange_timestamp`` (floored to the minute). A packet without
   one (``ltp`` mode, quote-mode and index quote packets) takes the aggregator's market clock: the
-  newest exchange time it has seen, including this frame's; before any stamped tick, the frame's
-  ``received_at``. The clock only moves forward.
+  newest exchange time it has seen, including this frame's. Before any stamped tick there is no
+  market time, and unstamped ticks make no bar (the host's receive time is not the exchange's: a
+  replay or kitesim runs on another clock, and every later stamped tick would look late; such a
+  first minute would be partial, so nothing stored is lost). The clock only moves forward.
 * **Closing.** The bar of minute M closes once the clock reaches M + 60 s, at the end of the frame
   that moved it there (so a frame holding ticks on both sides of a minute applies them all first),
   or when ``close_before(now)`` is told the market has passed it (a quiet period, the close).
@@ -24,9 +26,10 @@ Rules (README "Bars"):
   applied (it may set the open, high or low; it sets the close only if no newer tick was applied). A
   tick for a minute already closed is counted in ``FrameBars.late`` and dropped.
 * **Volume** is how far the tick raises the token's high-water mark of ``volume_traded`` (the day's
-  cumulative volume) for the IST trading day. The first tick of a token on a day sets the mark and
-  contributes 0 (the trades before it belong to minutes this aggregator did not see); a new day
-  re-bases. A decrease contributes 0, never negative volume, and does not lower the mark: a copy of
+  cumulative volume) for the IST trading day. The first tick of a token never seen before sets the
+  mark and contributes 0 (the trades before it belong to minutes this aggregator did not see). For a
+  token seen on an earlier day, a new day's mark starts at 0: its first tick's cumulative figure is
+  all that day's trades so far. A decrease contributes 0, never negative volume, and does not lower the mark: a copy of
   the token from another connection of the same account, or a late tick, arriving after a newer
   one carries an older cumulative figure, and re-basing on it would count the same trades twice. (An
   intra-day reset by the exchange, which Kite is not known to send, would count nothing until the
@@ -186,16 +189,16 @@ class MinuteBars:
         """The minute whose bars are still open (every open bar is in it); -1 before any tick."""
         return self.clock // BAR_SECONDS * BAR_SECONDS if self.clock > 0 else NO_BAR
 
-    def update(self, ticks: npt.NDArray[np.void], primary: IntArray, received_at: float) -> FrameBars:
+    def update(self, ticks: npt.NDArray[np.void], primary: IntArray) -> FrameBars:
         """Apply one frame's ticks of ``primary`` tokens (a sorted int64 array)."""
         open_minute = self.open_minute
         stamps = ticks["exchange_timestamp"]
         if ticks.size:  # every tick of the feed tells the time, primary or not
             self.clock = max(self.clock, int(stamps.max()))
+        if self.clock == 0:  # no exchange time yet: these unstamped ticks have no minute to go in
+            return FrameBars(np.empty(0, BAR_DTYPE), np.empty(0, BAR_DTYPE), 0)
         layout = self._layout(ticks["instrument_token"], primary)
         keep, slots = layout.keep, layout.slots
-        if self.clock == 0 and keep.size:
-            self.clock = int(received_at)
         stamped = stamps[keep]
         at = np.where(stamped > 0, stamped, self.clock)
         if (
@@ -447,7 +450,13 @@ def _volume_increments(
         starts = np.flatnonzero(edge)
         # Only a slot's first group can share the carried day (days ascend within a slot).
         continues = (d[starts] == carried_day[rows[starts]]) & (carried[rows[starts]] >= 0)
-        initial = np.where(continues, carried[rows[starts]], v[starts])
+        # A new day of a token seen before (an earlier day carried in, or an earlier group of this
+        # frame) starts from 0; a token never seen starts from its first figure.
+        slot_first = np.empty(rows.size, np.bool_)
+        slot_first[0] = True
+        slot_first[1:] = s[1:] != s[:-1]
+        seen_before = ~slot_first[starts] | (carried_day[rows[starts]] >= 0)
+        initial = np.where(continues, carried[rows[starts]], np.where(seen_before, 0, v[starts]))
         seeded = v.copy()
         seeded[starts] = np.maximum(v[starts], initial)
         # One running max over every group at once: each group is lifted above the ones before it.
@@ -497,8 +506,9 @@ def _merge_ticks(
     day = (at + IST_OFFSET_S) // 86_400
     counted = ~ltp & ~index & (day >= base_day)
     continues = counted & (day == base_day) & (base >= 0)
+    new_day = counted & (day > base_day) & (base_day >= 0)  # seen on an earlier day: starts from 0
     np.copyto(ints["volume"], 0, where=new_bar)
-    ints["volume"] += np.where(continues, np.maximum(volume - base, 0), 0)
+    ints["volume"] += np.where(continues, np.maximum(volume - base, 0), np.where(new_day, volume, 0))
     np.copyto(base, np.where(continues, np.maximum(volume, base), volume), where=counted)
     np.copyto(base_day, day, where=counted)
     np.copyto(ints["ticks"], 0, where=new_bar)

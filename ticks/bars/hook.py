@@ -24,14 +24,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 import numpy as np
-from asgiref.sync import sync_to_async
-from django.db import DatabaseError
+from channels.db import database_sync_to_async
+from django import db
 
 from ticks.bars import metrics
 from ticks.bars.aggregator import BarArray, MinuteBars, bar_records
 from ticks.bars.records import BarRecord
 from ticks.bars.services import bars_upsert
 from ticks.feeds.pipeline import TickBatch
+from ticks.market_time import in_session
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,21 @@ QUIET_GRACE_S = 5.0
 RETRY_S = 5.0
 STOP_WRITE_S = 15.0
 
+# Bars accepted but not yet written, at most: about 18 minutes of a full fleet's 27,000 bars. Past it
+# (the database down that long) the oldest are dropped and counted; bars.fill_gaps brings them from Kite.
+MAX_PENDING_BARS = 500_000
+
 BarsWriter = Callable[[list[BarRecord]], Awaitable[object]]
 
 
+def _upsert_sync(records: list[BarRecord]) -> int:
+    return bars_upsert(records=records)
+
+
 async def _upsert(records: list[BarRecord]) -> int:
-    return await sync_to_async(bars_upsert)(records=records)
+    # Channels' wrapper drops an unusable or expired connection before and after, as a request would:
+    # a feed is one long task, so Django's own per-request cleanup never runs for it.
+    return await database_sync_to_async(_upsert_sync)(records)
 
 
 class BarsHook:
@@ -76,6 +87,7 @@ class BarsHook:
         self._late = metrics.LATE_TICKS.labels(account)
         self._seconds = metrics.WRITE_SECONDS.labels(account)
         self._failures = metrics.WRITE_FAILURES.labels(account)
+        self._dropped = metrics.WRITE_DROPPED.labels(account)
 
     def set_primary(self, tokens: Iterable[int]) -> None:
         """The tokens whose ticks make bars: the account's primary copies in the plan in force."""
@@ -90,11 +102,12 @@ class BarsHook:
         newest = int(batch.ticks["exchange_timestamp"].max()) if batch.ticks.size else 0
         if newest > self._market_at[0]:
             self._market_at = (newest, self._monotonic())
-        result = self.aggregator.update(batch.ticks, self._primary, batch.received_at)
+        result = self.aggregator.update(batch.ticks, self._primary)
         if result.late:
             self._late.inc(result.late)
-        if result.forming.size:
-            batch.derived["bars"] = result.forming  # the stream fan-out publishes these
+        forming = result.forming[in_session(result.forming["start"])]
+        if forming.size:
+            batch.derived["bars"] = forming  # the stream fan-out publishes these
         self._accept(result.closed)
         if self._closer is None:
             self._closer = asyncio.get_running_loop().create_task(self._close_quiet_minutes())
@@ -125,13 +138,26 @@ class BarsHook:
         if closed.size == 0:
             return
         self._closed.inc(closed.size)
-        complete = closed[~closed["partial"]]
+        # Pre-open (09:00-09:08) and post-close ticks make no bar: Kite's candles are the session's.
+        complete = closed[~closed["partial"] & in_session(closed["start"])]
         if complete.size == 0:
             return
         self._pending.append(complete)
+        self._drop_beyond_cap()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_pending())
             self._writer.add_done_callback(self._report_failure)
+
+    def _drop_beyond_cap(self) -> None:
+        while self.pending > MAX_PENDING_BARS and len(self._pending) > 1:
+            dropped = self._pending.pop(0)
+            self._dropped.inc(dropped.size)
+            logger.error(
+                "%s: %d closed bars unwritten past the cap of %d: dropped the oldest %d (minutes %s..%s); "
+                "bars.fill_gaps fetches them from Kite",
+                self.account, self.pending + dropped.size, MAX_PENDING_BARS, dropped.size,
+                int(dropped["start"].min()), int(dropped["start"].max()),
+            )  # fmt: skip
 
     async def _write_pending(self) -> None:
         while self._pending:
@@ -140,10 +166,11 @@ class BarsHook:
             written = False
             try:
                 started = self._monotonic()
-                await self._write(bar_records(bars))
+                # 27,000 records a minute: built off the event loop, like the write itself.
+                await self._write(await asyncio.to_thread(bar_records, bars))
                 self._seconds.observe(self._monotonic() - started)
                 written = True
-            except DatabaseError:
+            except db.Error:  # any database failure (InterfaceError is not a DatabaseError)
                 self._failures.inc()
                 logger.warning(
                     "%s: writing %d closed bars (minutes %s..%s) failed; retrying in %.0f s",

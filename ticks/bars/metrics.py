@@ -14,6 +14,9 @@ WRITE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 WRITE_FAILURES = Counter("bars_write_failures_total", "Bulk upserts of closed bars that failed", ["account"])
+WRITE_DROPPED = Counter(
+    "bars_write_dropped_total", "Closed bars dropped unwritten past the writer's cap", ["account"]
+)
 
 SETTLE_DIFF = Counter(
     "bars_settle_diff_total", "Settled minutes where Kite's candle differed from the live bar", ["field"]

@@ -25,7 +25,8 @@ PG_ARRAY_TYPES = ("bigint", "varchar", "timestamptz", "float8", "float8", "float
 
 
 def bars_upsert(*, records: Iterable[BarRecord]) -> int:
-    """Insert or replace bars in bulk, all or none; returns the bars written."""
+    """Insert or replace bars in bulk, all or none; a settled bar is replaced only by a settled one.
+    Returns the bars offered."""
     adapt = connection.ops.adapt_datetimefield_value
     rows = [
         (
@@ -57,9 +58,14 @@ def _columns() -> list[str]:
 
 
 def _on_conflict(columns: list[str]) -> str:
+    """Replace the stored bar, unless it is settled (Kite's own candle) and the new one is not: a live
+    write retried after settlement, or a lagging feed's, must not undo it."""
     keys = ", ".join(columns[: len(KEY_FIELDS)])
     updates = ", ".join(f"{column} = excluded.{column}" for column in columns[len(KEY_FIELDS) :])
-    return f"ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+    quote = connection.ops.quote_name
+    settled = quote(Bar._meta.get_field("settled").column)
+    stored = f"{quote(Bar._meta.db_table)}.{settled}"
+    return f"ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE NOT {stored} OR excluded.{settled}"
 
 
 @cache

@@ -36,6 +36,9 @@ from ticks.models import Bar, Instrument
 PRICE_FIELDS = ("open", "high", "low", "close")
 COMPARED_FIELDS = (*PRICE_FIELDS, "volume")
 MAX_GAP_REQUESTS = 8  # more separate holes than this: one request over all of them
+# A minute is settled once it ended this long ago on the market clock: Kite's candle of a minute that
+# has only just closed may still take its last trades.
+SETTLE_AFTER = timedelta(seconds=60)
 
 
 @dataclass(slots=True)
@@ -71,13 +74,15 @@ def missing_runs(expected: list[datetime], stored: set[datetime]) -> list[list[d
 
 
 def _first_unsettled(token: int, day_open: datetime) -> datetime:
-    last = (
-        Bar.objects.filter(instrument_token=token, interval=MINUTE, start__gte=day_open, settled=True)
-        .order_by("-start")
-        .values_list("start", flat=True)
-        .first()
-    )
-    return day_open if last is None else last + timedelta(minutes=1)
+    """Where the token's settling resumes: its earliest unsettled bar of the day (a live write that
+    landed after later minutes were settled, a lagging feed's), else the minute after its newest
+    settled one, else the open."""
+    minutes = Bar.objects.filter(instrument_token=token, interval=MINUTE, start__gte=day_open)
+    earliest_live = minutes.filter(settled=False).order_by("start").values_list("start", flat=True).first()
+    if earliest_live is not None:
+        return earliest_live
+    newest = minutes.filter(settled=True).order_by("-start").values_list("start", flat=True).first()
+    return day_open if newest is None else newest + timedelta(minutes=1)
 
 
 def _settle_token(history: KiteHistory, instrument: Instrument, window: Window, result: SettleResult) -> None:
@@ -136,7 +141,7 @@ def bars_settle(*, client: redis.Redis, history: KiteHistory, budget_s: float) -
     if now is None:  # nothing has ticked: no live bar to settle
         return result
     day = current_session(now)
-    minutes = closed_minutes(day, now)
+    minutes = closed_minutes(day, now - SETTLE_AFTER)
     if not minutes:
         return result
     core, options = _settle_order(watched_underlyings(day=day), client)

@@ -6,6 +6,7 @@ from unittest import mock
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,12 +68,12 @@ class Reference:
         return (bar.token, bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume,
                 self.oi.get(bar.token, 0), bar.ticks, bar.partial)  # fmt: skip
 
-    def update(self, ticks: list[Tick], primary: set[int], received_at: float) -> tuple[list, list, int]:
+    def update(self, ticks: list[Tick], primary: set[int]) -> tuple[list, list, int]:
         open_minute = self.clock // 60 * 60 if self.clock else -1
         self.clock = max([self.clock, *(t[2] for t in ticks)])
         mine = [t for t in ticks if t[0] in primary]
-        if self.clock == 0 and mine:
-            self.clock = int(received_at)
+        if self.clock == 0:  # no exchange time yet: an unstamped tick has no minute
+            return [], [], 0
         events, late = [], 0
         for arrival, tick in enumerate(mine):
             at = tick[2] or self.clock
@@ -113,7 +114,8 @@ class Reference:
             if mark_day == day:  # the day's high-water mark only rises
                 bar.volume += max(0, volume - mark)
                 self.base[token] = (max(mark, volume), day)
-            else:  # the first tick of a day sets the mark
+            else:  # a new day: its cumulative volume starts from 0 for a token seen before
+                bar.volume += volume if mark_day >= 0 else 0
                 self.base[token] = (volume, day)
         if fresh and mode == "full" and not index:
             self.oi[token] = oi
@@ -174,8 +176,8 @@ def test_random_streams_match_the_tick_by_tick_reference(steps: list[tuple[str, 
         if kind == "close":
             assert bars_of(bars.close_before(payload)) == reference.close_before(payload)
             continue
-        result = bars.update(frame(*payload), PRIMARY, received_at=T0 + 0.5)
-        closed, forming, late = reference.update(payload, primary, T0 + 0.5)
+        result = bars.update(frame(*payload), PRIMARY)
+        closed, forming, late = reference.update(payload, primary)
         assert bars_of(result.closed) == closed
         assert bars_of(result.forming) == forming
         assert result.late == late
@@ -252,13 +254,13 @@ def test_the_fast_path_equals_the_general_path_and_the_reference(steps: list[tup
                 continue
             ticks = frame(*payload)
             result, expected = (
-                fast.update(ticks, STEADY_PRIMARY, T0),
-                general.update(ticks, STEADY_PRIMARY, T0),
+                fast.update(ticks, STEADY_PRIMARY),
+                general.update(ticks, STEADY_PRIMARY),
             )
             assert result.closed.tolist() == expected.closed.tolist()
             assert result.forming.tolist() == expected.forming.tolist()  # the same order too
             assert result.late == expected.late
-            closed, forming, late = reference.update(payload, primary, T0)
+            closed, forming, late = reference.update(payload, primary)
             assert (bars_of(result.closed), bars_of(result.forming), result.late) == (closed, forming, late)
     assert merge_ticks.call_count >= 1  # the second frame at least took the fast path
     assert fast.forming().tolist() == general.forming().tolist()
@@ -276,15 +278,15 @@ def test_frames_of_two_connections_take_the_fast_path_on_their_own_slots() -> No
                       for token in tokens)
                 )  # fmt: skip
                 result, expected = (
-                    fast.update(ticks, STEADY_PRIMARY, T0),
-                    general.update(ticks, STEADY_PRIMARY, T0),
+                    fast.update(ticks, STEADY_PRIMARY),
+                    general.update(ticks, STEADY_PRIMARY),
                 )
                 assert result.forming.tolist() == expected.forming.tolist()
     assert merge_ticks.call_count == 2 * 20 - 1  # all but the first frame (before it, no clock)
     rolled = frame((OPTION, 1.0, T0 + 60, 0, 0, "full"))
     assert (
-        fast.update(rolled, STEADY_PRIMARY, T0).closed.tolist()
-        == general.update(rolled, STEADY_PRIMARY, T0).closed.tolist()
+        fast.update(rolled, STEADY_PRIMARY).closed.tolist()
+        == general.update(rolled, STEADY_PRIMARY).closed.tolist()
     )
 
 
@@ -293,13 +295,13 @@ def test_frames_of_two_connections_take_the_fast_path_on_their_own_slots() -> No
 
 def test_ohlc_volume_oi_and_ticks_of_one_minute() -> None:
     bars = MinuteBars()
-    bars.update(frame((OPTION, 10.0, T0 + 1, 100, 7, "full")), PRIMARY, T0)
+    bars.update(frame((OPTION, 10.0, T0 + 1, 100, 7, "full")), PRIMARY)
     bars.update(
-        frame((OPTION, 12.0, T0 + 20, 130, 8, "full"), (OPTION, 9.0, T0 + 30, 150, 9, "full")), PRIMARY, T0
+        frame((OPTION, 12.0, T0 + 20, 130, 8, "full"), (OPTION, 9.0, T0 + 30, 150, 9, "full")), PRIMARY
     )
-    bars.update(frame((OPTION, 11.0, T0 + 59, 151, 9, "full")), PRIMARY, T0)
+    bars.update(frame((OPTION, 11.0, T0 + 59, 151, 9, "full")), PRIMARY)
 
-    result = bars.update(frame((OPTION, 11.5, T0 + 60, 160, 9, "full")), PRIMARY, T0)
+    result = bars.update(frame((OPTION, 11.5, T0 + 60, 160, 9, "full")), PRIMARY)
 
     (bar,) = bar_records(result.closed)
     assert bar == BarRecord(OPTION, "minute", float(T0), 10.0, 12.0, 9.0, 11.0, volume=51, oi=9, ticks=4)
@@ -310,12 +312,12 @@ def test_ohlc_volume_oi_and_ticks_of_one_minute() -> None:
 
 def test_a_late_tick_inside_the_open_minute_is_applied_and_one_for_a_closed_minute_dropped() -> None:
     bars = MinuteBars()
-    bars.update(frame((OPTION, 10.0, T0 + 10, 100, 0, "full")), PRIMARY, T0)
-    bars.update(frame((OPTION, 11.0, T0 + 40, 110, 0, "full")), PRIMARY, T0)
+    bars.update(frame((OPTION, 10.0, T0 + 10, 100, 0, "full")), PRIMARY)
+    bars.update(frame((OPTION, 11.0, T0 + 40, 110, 0, "full")), PRIMARY)
 
-    inside = bars.update(frame((OPTION, 7.0, T0 + 5, 95, 0, "full")), PRIMARY, T0)  # older, same minute
-    bars.update(frame((FUTURE, 1.0, T0 + 61, 0, 0, "full")), PRIMARY, T0)  # the clock passes the minute
-    after = bars.update(frame((OPTION, 30.0, T0 + 50, 120, 0, "full")), PRIMARY, T0)
+    inside = bars.update(frame((OPTION, 7.0, T0 + 5, 95, 0, "full")), PRIMARY)  # older, same minute
+    bars.update(frame((FUTURE, 1.0, T0 + 61, 0, 0, "full")), PRIMARY)  # the clock passes the minute
+    after = bars.update(frame((OPTION, 30.0, T0 + 50, 120, 0, "full")), PRIMARY)
 
     assert inside.late == 0
     assert inside.forming[["open", "high", "low", "close", "volume", "ticks"]].tolist() == [
@@ -326,7 +328,7 @@ def test_a_late_tick_inside_the_open_minute_is_applied_and_one_for_a_closed_minu
 
 def test_a_frame_spanning_two_minutes_applies_both_sides_then_closes_the_first() -> None:
     bars = MinuteBars()
-    bars.update(frame((OPTION, 10.0, T0 + 30, 100, 0, "full")), PRIMARY, T0)
+    bars.update(frame((OPTION, 10.0, T0 + 30, 100, 0, "full")), PRIMARY)
 
     result = bars.update(
         frame(
@@ -335,7 +337,6 @@ def test_a_frame_spanning_two_minutes_applies_both_sides_then_closes_the_first()
             (INDEX, 500.0, T0 + 59, 0, 0, "full"),
         ),
         PRIMARY,
-        T0,
     )
 
     closed = {row["instrument_token"]: row for row in result.closed}
@@ -348,65 +349,79 @@ def test_a_frame_spanning_two_minutes_applies_both_sides_then_closes_the_first()
 
 def test_a_volume_decrease_never_goes_negative_nor_counts_twice() -> None:
     bars = MinuteBars()
-    bars.update(frame((FUTURE, 1.0, T0 + 1, 5_000, 0, "quote")), PRIMARY, T0)
-    bars.update(frame((FUTURE, 1.0, T0 + 2, 5_100, 0, "quote")), PRIMARY, T0)
-    bars.update(frame((FUTURE, 1.0, T0 + 2, 5_050, 0, "quote")), PRIMARY, T0)  # an older copy
-    bars.update(frame((FUTURE, 1.0, T0 + 3, 40, 0, "quote")), PRIMARY, T0)  # a reset
+    bars.update(frame((FUTURE, 1.0, T0 + 1, 5_000, 0, "quote")), PRIMARY)
+    bars.update(frame((FUTURE, 1.0, T0 + 2, 5_100, 0, "quote")), PRIMARY)
+    bars.update(frame((FUTURE, 1.0, T0 + 2, 5_050, 0, "quote")), PRIMARY)  # an older copy
+    bars.update(frame((FUTURE, 1.0, T0 + 3, 40, 0, "quote")), PRIMARY)  # a reset
 
-    result = bars.update(frame((FUTURE, 1.0, T0 + 4, 5_130, 0, "quote")), PRIMARY, T0)
+    result = bars.update(frame((FUTURE, 1.0, T0 + 4, 5_130, 0, "quote")), PRIMARY)
 
     assert result.forming["volume"].tolist() == [100 + 0 + 0 + 30]
 
 
-def test_the_first_tick_of_an_ist_day_sets_a_new_base() -> None:
+def test_a_new_ist_day_counts_a_known_token_s_volume_from_zero() -> None:
+    """volume_traded is the day's running total: on a new day all of it is that day's trades."""
     midnight = T0 - (T0 + 19_800) % 86_400 + 86_400  # the next 00:00 IST
     bars = MinuteBars()
-    bars.update(frame((FUTURE, 1.0, midnight - 120, 9_000, 0, "quote")), PRIMARY, T0)
+    bars.update(frame((FUTURE, 1.0, midnight - 120, 9_000, 0, "quote")), PRIMARY)
 
-    result = bars.update(frame((FUTURE, 1.0, midnight + 30, 9_500, 0, "full")), PRIMARY, T0)
+    result = bars.update(frame((FUTURE, 1.0, midnight + 30, 9_500, 0, "full")), PRIMARY)
+    after = bars.update(frame((FUTURE, 1.0, midnight + 40, 9_700, 0, "full")), PRIMARY)
 
-    assert result.forming["volume"].tolist() == [0]
+    assert result.forming["volume"].tolist() == [9_500]
+    assert after.forming["volume"].tolist() == [9_700]
+
+
+def test_the_first_tick_of_a_token_never_seen_sets_its_base() -> None:
+    bars = MinuteBars()
+
+    result = bars.update(frame((FUTURE, 1.0, T0 + 5, 9_000, 0, "full")), PRIMARY)
+    after = bars.update(frame((FUTURE, 1.0, T0 + 6, 9_040, 0, "full")), PRIMARY)
+
+    assert result.forming[["volume", "partial"]].tolist() == [(0, True)]
+    assert after.forming["volume"].tolist() == [40]
 
 
 def test_an_index_has_no_volume_and_a_companion_copy_makes_no_bar() -> None:
     bars = MinuteBars()
-    bars.update(
-        frame((INDEX, 100.0, T0 + 1, 5, 3, "full"), (COMPANION, 5.0, T0 + 1, 10, 0, "full")), PRIMARY, T0
-    )
+    bars.update(frame((INDEX, 100.0, T0 + 1, 5, 3, "full"), (COMPANION, 5.0, T0 + 1, 10, 0, "full")), PRIMARY)
 
     result = bars.update(
-        frame((INDEX, 101.0, T0 + 2, 50, 9, "full"), (COMPANION, 6.0, T0 + 2, 90, 0, "full")), PRIMARY, T0
+        frame((INDEX, 101.0, T0 + 2, 50, 9, "full"), (COMPANION, 6.0, T0 + 2, 90, 0, "full")), PRIMARY
     )
 
     assert result.forming[["instrument_token", "volume", "oi", "ticks"]].tolist() == [(INDEX, 0, 0, 2)]
     assert bars.close_before(T0 + 60)["instrument_token"].tolist() == [INDEX]
 
 
-def test_an_ltp_tick_takes_the_newest_exchange_time_or_the_receive_time() -> None:
+def test_an_ltp_tick_takes_the_newest_exchange_time_and_before_any_makes_no_bar() -> None:
     bars = MinuteBars()
-    first = bars.update(frame((OPTION, 5.0, 0, 0, 0, "ltp")), PRIMARY, received_at=T0 + 12.7)
-    bars.update(frame((FUTURE, 1.0, T0 + 70, 0, 0, "full")), PRIMARY, T0)  # the market moves on
+    first = bars.update(frame((OPTION, 5.0, 0, 0, 0, "ltp")), PRIMARY)  # no market time known yet
+    bars.update(frame((FUTURE, 1.0, T0 + 10, 0, 0, "full")), PRIMARY)
+    second = bars.update(frame((OPTION, 6.0, 0, 0, 0, "ltp")), PRIMARY)
+    bars.update(frame((FUTURE, 1.0, T0 + 70, 0, 0, "full")), PRIMARY)  # the market moves on
 
-    second = bars.update(frame((OPTION, 6.0, 0, 0, 0, "ltp")), PRIMARY, received_at=T0 + 13.0)
+    third = bars.update(frame((OPTION, 7.0, 0, 0, 0, "ltp")), PRIMARY)
 
-    assert first.forming["start"].tolist() == [T0]
-    assert second.forming[["start", "open", "volume"]].tolist() == [(T0 + 60, 6.0, 0)]
+    assert first.forming.size == 0 and first.closed.size == 0 and bars.clock == T0 + 70
+    assert second.forming[["start", "open"]].tolist() == [(T0, 6.0)]
+    assert third.forming[["start", "open", "volume"]].tolist() == [(T0 + 60, 7.0, 0)]
 
 
 def test_a_quiet_period_ends_bars_and_later_ticks_for_them_are_late() -> None:
     bars = MinuteBars()
-    bars.update(frame((OPTION, 5.0, T0 + 10, 1, 0, "full")), PRIMARY, T0)
+    bars.update(frame((OPTION, 5.0, T0 + 10, 1, 0, "full")), PRIMARY)
 
     assert bars.close_before(T0 + 59.9).size == 0
     closed = bars.close_before(T0 + 60)
-    late = bars.update(frame((OPTION, 6.0, T0 + 50, 2, 0, "full")), PRIMARY, T0)
+    late = bars.update(frame((OPTION, 6.0, T0 + 50, 2, 0, "full")), PRIMARY)
 
     assert closed["start"].tolist() == [T0] and late.late == 1 and bars.forming().size == 0
 
 
 def test_new_tokens_keep_the_state_of_known_ones() -> None:
     bars = MinuteBars()
-    bars.update(frame((OPTION, 5.0, T0 + 1, 10, 0, "full")), PRIMARY, T0)
+    bars.update(frame((OPTION, 5.0, T0 + 1, 10, 0, "full")), PRIMARY)
     wider = np.array(sorted([*PRIMARY, 1, COMPANION, 10**9]), np.int64)
 
     result = bars.update(
@@ -416,7 +431,6 @@ def test_new_tokens_keep_the_state_of_known_ones() -> None:
             (OPTION, 6.0, T0 + 3, 14, 0, "full"),
         ),
         wider,
-        T0,
     )
 
     assert bars_of(result.forming) == [
@@ -428,6 +442,22 @@ def test_new_tokens_keep_the_state_of_known_ones() -> None:
 
 def test_an_empty_frame_or_no_primary_tokens_changes_nothing() -> None:
     bars = MinuteBars()
-    assert bars.update(np.empty(0, TICK_DTYPE), PRIMARY, T0).closed.dtype == BAR_DTYPE
-    result = bars.update(frame((OPTION, 5.0, T0 + 1, 10, 0, "full")), np.empty(0, np.int64), T0)
+    assert bars.update(np.empty(0, TICK_DTYPE), PRIMARY).closed.dtype == BAR_DTYPE
+    result = bars.update(frame((OPTION, 5.0, T0 + 1, 10, 0, "full")), np.empty(0, np.int64))
     assert result.forming.size == 0 and result.closed.size == 0 and bars.clock == T0 + 1
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_known_token_first_ticking_later_on_a_new_day_counts_from_zero(fast_path: bool) -> None:
+    """Its first tick of the day comes in a frame that leaves the open minute open: the fast path."""
+    midnight = T0 - (T0 + 19_800) % 86_400 + 86_400
+    bars = MinuteBars(fast_path=fast_path)
+    bars.update(
+        frame((OPTION, 5.0, midnight - 90, 100, 0, "full"), (FUTURE, 1.0, midnight - 90, 7, 0, "full")),
+        PRIMARY,
+    )
+    bars.update(frame((FUTURE, 1.0, midnight + 5, 9, 0, "full")), PRIMARY)  # the new day's minute opens
+
+    result = bars.update(frame((OPTION, 6.0, midnight + 20, 40, 0, "full")), PRIMARY)
+
+    assert result.forming[["instrument_token", "volume"]].tolist() == [(OPTION, 40)]

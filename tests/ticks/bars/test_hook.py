@@ -113,6 +113,10 @@ async def test_a_write_never_holds_up_frames_and_bars_closed_meanwhile_queue_beh
         await bars(TickBatch("acct", frame((OPTION, 10.0 + minute, T0 + 60 * minute + 1, 0, 0, "full")), 0.0))
         await asyncio.sleep(0)
 
+    for _ in range(200):  # the records are built in a thread first: let the writer reach the database
+        if writer.calls:
+            break
+        await asyncio.sleep(0.01)
     assert writer.calls == 1 and bars.pending == 1  # minute 1 written (hanging); minute 2 waits
     writer.gate.set()
     await bars.aclose()
@@ -156,3 +160,48 @@ async def test_a_quiet_market_closes_the_minute_after_a_grace() -> None:
 
     assert bars.aggregator.forming().size == 0
     assert [(r.start - T0, r.close) for batch in writer.written for r in batch] == [(60, 11.0)]
+
+
+async def test_minutes_outside_the_session_are_neither_written_nor_streamed() -> None:
+    """Kite streams the index in the pre-open (09:00-09:08) and after 15:30; candles are 09:15-15:29."""
+    writer = GatedWriter()
+    bars = BarsHook("acct", write=writer)
+    bars.set_primary([OPTION])
+    day = T0 - (T0 + 19_800) % 86_400  # 00:00 IST of T0's day
+    streamed = []
+    for clock in ("09:05:01", "09:06:01", "09:07:01", "15:28:01", "15:29:01", "15:30:01", "15:31:01"):
+        hours, minutes, seconds = map(int, clock.split(":"))
+        batch = TickBatch(
+            "acct", frame((OPTION, 10.0, day + 3600 * hours + 60 * minutes + seconds, 0, 0, "full")), 0.0
+        )
+        await bars(batch)
+        streamed += (
+            [int(start) - day for start in batch.derived.get("bars", np.empty(0))["start"]]
+            if "bars" in batch.derived
+            else []
+        )
+    await bars.aclose()
+
+    written = [r.start - day for batch in writer.written for r in batch]
+    assert written == [15 * 3600 + 28 * 60, 15 * 3600 + 29 * 60]  # not 09:06 (complete, pre-open) nor 15:30
+    assert streamed == [15 * 3600 + 28 * 60, 15 * 3600 + 29 * 60]
+
+
+async def test_closed_bars_past_the_cap_drop_the_oldest_and_count_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ticks.bars.hook.MAX_PENDING_BARS", 2)
+    writer = GatedWriter()
+    writer.gate.clear()  # the database hangs
+    bars = BarsHook("acct", write=writer)
+    bars.set_primary([OPTION])
+    for minute in range(6):
+        await bars(TickBatch("acct", frame((OPTION, 10.0, T0 + 60 * minute + 1, 0, 0, "full")), 0.0))
+        await asyncio.sleep(0)
+    kept = bars.pending
+    writer.gate.set()
+    await bars.aclose()
+
+    assert kept == 2
+    written = sorted(r.start - T0 for batch in writer.written for r in batch)
+    assert written[-2:] == [180, 240] and 120 not in written  # minute 2 was dropped, the newest kept

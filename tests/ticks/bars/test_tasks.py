@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 from tests.ticks.bars.kite_world import NIFTY_50, KiteWorld, feed_clock_at
 from ticks.bars.records import BarRecord
 from ticks.bars.services import bars_upsert
+from ticks.bars.settlement import SETTLE_AFTER
 from ticks.bars.tasks import fill_gaps, prune, settle
 from ticks.bars.watched import closed_minutes, current_session, session_open
 from ticks.market_time import IST
@@ -55,7 +56,7 @@ def test_settle_replaces_live_bars_with_kites_and_counts_the_difference(
     clock = world.now().replace(microsecond=0)
     tokens = [NIFTY_50, world.future.instrument_token]
     feed_clock_at(redis_client, clock, tokens)
-    minutes = closed_minutes(current_session(clock), clock)
+    minutes = closed_minutes(current_session(clock), clock - SETTLE_AFTER)  # the last one may still trade
     # The live bars missed each minute's high by 0.5 (a sampled feed) on the first 10 minutes.
     bars_upsert(records=[r for t in tokens for r in _live_copies(world, t, minutes[:10], 0.5)])
     high_before = _sample("bars_settle_diff_total", field="high")
@@ -160,10 +161,10 @@ def test_tasks_run_in_a_real_worker(fleet, start_worker, kitesim, redis_client: 
     assert _minutes(NIFTY_50) == minutes
     # Gap-filled minutes are Kite's already: nothing to settle until more minutes close.
     assert current_app.send_task("bars.settle").get(timeout=60)["tokens"] == 0
-    kitesim.call(lambda: kitesim.state.clock.jump(120))
+    kitesim.call(lambda: kitesim.state.clock.jump(180))
     later = datetime.fromtimestamp(int(kitesim.state.clock.now()), UTC)
     feed_clock_at(redis_client, later, [NIFTY_50])
     settled = current_app.send_task("bars.settle").get(timeout=60)
-    newer = closed_minutes(current_session(later), later)[len(minutes) :]
+    newer = closed_minutes(current_session(later), later - SETTLE_AFTER)[len(minutes) :]
     assert settled["tokens"] == 2 and settled["replaced"] == 0 and settled["inserted"] >= len(newer) >= 2
     assert _minutes(NIFTY_50) == minutes + newer
