@@ -245,7 +245,7 @@ def _tick(token: int, price: float, at: int, volume: int, oi: int, mode: str) ->
 def test_the_fast_path_equals_the_general_path_and_the_reference(steps: list[tuple[str, object]]) -> None:
     fast, general, reference = MinuteBars(), MinuteBars(fast_path=False), Reference()
     primary = set(STEADY_PRIMARY.tolist())
-    with mock.patch.object(aggregator, "_merge_ticks", wraps=aggregator._merge_ticks) as merge_ticks:
+    with mock.patch.object(aggregator, "merge_ticks", wraps=aggregator.merge_ticks) as merge_ticks:
         for kind, payload in steps:
             if kind == "close":
                 closed = fast.close_before(payload)
@@ -270,7 +270,7 @@ def test_frames_of_two_connections_take_the_fast_path_on_their_own_slots() -> No
     """Two connections' frames alternate: neither touches consecutive slots, both stay exact."""
     fast, general = MinuteBars(), MinuteBars(fast_path=False)
     first, second = [OPTION, INDEX], [5 << 8 | 2, FUTURE, 900 << 8 | 2]
-    with mock.patch.object(aggregator, "_merge_ticks", wraps=aggregator._merge_ticks) as merge_ticks:
+    with mock.patch.object(aggregator, "merge_ticks", wraps=aggregator.merge_ticks) as merge_ticks:
         for second_of_minute in range(0, 60, 3):
             for tokens in (first, second):
                 ticks = frame(
