@@ -1,5 +1,6 @@
 """Real Celery workers, kitesim and Redis for the feed tests."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,17 +62,22 @@ class WorkerProcess:
         return {int(pid) for pid in children}
 
     def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
+        self._kill_group()
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(20)
+        # Always, even when the main process exited: -B's beat is a child that outlives it, and an
+        # orphaned beat keeps sending the whole schedule (supervisor, reconcilers, bar tasks) into the
+        # next tests' Redis database.
+        self.kill()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
