@@ -40,6 +40,7 @@ ENV = {
     "DATABASE_URL": f"sqlite:///{BENCH_DB}",
     "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
     "KITE_ROOT": "http://127.0.0.1:18765",
+    "MARKET_CLOCK": "kitesim",  # the plan follows kitesim's trading day, whatever the host's
     "LOG_LEVEL": "WARNING",
 }
 os.environ.update(ENV)
@@ -49,11 +50,11 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.utils import timezone  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
 from tests.waiting import until  # noqa: E402
+from ticks.clocks import market_now  # noqa: E402
 from ticks.models import BrokerAccount, ClientApiKey, WatchSpec  # noqa: E402
 from ticks.selectors import chain_expiries  # noqa: E402
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
@@ -74,7 +75,7 @@ def _prepare() -> list[str]:
     call_command("migrate", verbosity=0)
     redis_client().flushdb()
     account = BrokerAccount(name="demo", api_key="demo", api_secret="demosecret")
-    broker_account_set_token(account=account, access_token="demotoken", issued_at=timezone.now())
+    broker_account_set_token(account=account, access_token="demotoken", issued_at=market_now())
     until(lambda: _loaded(account), timeout=60)
     WatchSpec.objects.create(underlying="NIFTY", expiry_count=4, strikes_around_atm=10, mode="full")
     feed_plan_refresh(client=redis_client())

@@ -124,6 +124,7 @@ from django.utils import timezone  # noqa: E402
 
 from bench.processes import Process, answers, pgrep  # noqa: E402
 from orders.models import Order, TradingPermission  # noqa: E402
+from ticks.clocks import market_now  # noqa: E402
 from ticks.kite import kite_client_for  # noqa: E402
 from ticks.models import BrokerAccount, ClientApiKey, Instrument  # noqa: E402
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
@@ -207,7 +208,7 @@ def prepare_database() -> tuple[list[str], Instrument]:
     keys = []
     for api_key, secret, token in ACCOUNTS:
         account = BrokerAccount(name=api_key, api_key=api_key, api_secret=secret)
-        account = broker_account_set_token(account=account, access_token=token, issued_at=timezone.now())
+        account = broker_account_set_token(account=account, access_token=token, issued_at=market_now())
         user = get_user_model().objects.create_user(username=f"client-{api_key}")
         TradingPermission.objects.create(user=user, account=account)
         keys.append(ClientApiKey.objects.create_key(name="bench", user=user)[1])

@@ -36,6 +36,7 @@ from kitesim.paths import (
     sessions_for,
 )
 from kitesim.pricing import SECONDS_PER_YEAR, forward_price, round_to_tick
+from kitesim.trend import NiftyTrend, TrendSpec, trend_chain_levels, trend_strikes_each_side
 from kitesim.universe import UNDERLYINGS, Universe, universe_from_csv, universe_generate
 from kitesim.wire import TickColumns
 from ticks.bars.intervals import INTERVAL_MINUTES
@@ -46,8 +47,19 @@ BAR_KNOTS = np.array([0.0, 15.0, 35.0, 55.0])
 MINUTES_PER_SESSION = 375
 LISTING_DAYS = 120
 # Fields whose change makes a tick worth sending (the exchange timestamp alone does not).
-CHANGE_FIELDS = ("last", "volume", "oi", "buy_qty", "sell_qty", "bid_price", "bid_qty", "bid_orders",
-                 "ask_price", "ask_qty", "ask_orders")
+CHANGE_FIELDS = (
+    "last",
+    "volume",
+    "oi",
+    "buy_qty",
+    "sell_qty",
+    "bid_price",
+    "bid_qty",
+    "bid_orders",
+    "ask_price",
+    "ask_qty",
+    "ask_orders",
+)
 
 
 @dataclass(slots=True)
@@ -182,12 +194,20 @@ class Market:
         """The current quote; KeyError for a token not listed today."""
         row, t = self.rows[token], self.table
         return Quote(
-            last_price=float(t.last[row]), last_traded_quantity=int(t.ltq[row]),
-            average_traded_price=float(t.atp[row]), volume=int(t.volume[row]),
-            buy_quantity=int(t.buy_qty[row]), sell_quantity=int(t.sell_qty[row]),
-            open=float(t.open[row]), high=float(t.high[row]), low=float(t.low[row]),
-            close=float(t.close[row]), last_trade_time=float(t.ltt[row]), oi=int(t.oi[row]),
-            oi_day_high=int(t.oi_day_high[row]), oi_day_low=int(t.oi_day_low[row]),
+            last_price=float(t.last[row]),
+            last_traded_quantity=int(t.ltq[row]),
+            average_traded_price=float(t.atp[row]),
+            volume=int(t.volume[row]),
+            buy_quantity=int(t.buy_qty[row]),
+            sell_quantity=int(t.sell_qty[row]),
+            open=float(t.open[row]),
+            high=float(t.high[row]),
+            low=float(t.low[row]),
+            close=float(t.close[row]),
+            last_trade_time=float(t.ltt[row]),
+            oi=int(t.oi[row]),
+            oi_day_high=int(t.oi_day_high[row]),
+            oi_day_low=int(t.oi_day_low[row]),
             timestamp=float(t.timestamp[row]),
             bids=_depth(t.bid_price[row], t.bid_qty[row], t.bid_orders[row]),
             asks=_depth(t.ask_price[row], t.ask_qty[row], t.ask_orders[row]),
@@ -259,9 +279,13 @@ class Market:
         the grid are at the grid points next to a knot or at the minute's first and last grid point."""
         phase = dyn.phase[0]
 
-        def grid_floor(t: np.ndarray) -> np.ndarray:  # the publication slot at or before t (Dynamics.slot_times)
+        def grid_floor(
+            t: np.ndarray,
+        ) -> np.ndarray:  # the publication slot at or before t (Dynamics.slot_times)
             since = np.maximum(t, dyn.open_epoch) - dyn.open_epoch
-            return dyn.open_epoch + np.maximum(np.floor((since + phase) / SLOT_SECONDS) * SLOT_SECONDS - phase, 0.0)
+            return dyn.open_epoch + np.maximum(
+                np.floor((since + phase) / SLOT_SECONDS) * SLOT_SECONDS - phase, 0.0
+            )
 
         first = grid_floor(starts)
         first = np.where(first < starts, first + SLOT_SECONDS, first)
@@ -283,7 +307,9 @@ class Market:
 
         before = trades_before(starts)
         # The current minute holds the trades up to now; a closed one, those before its end.
-        upto = np.where(ends < starts + 60.0, np.floor(rate * (ends - dyn.open_epoch) + offset), trades_before(ends))
+        upto = np.where(
+            ends < starts + 60.0, np.floor(rate * (ends - dyn.open_epoch) + offset), trades_before(ends)
+        )
         counts = (upto - before).astype(np.int64)
         keep = counts > 0
         starts, ends, before, upto, counts = starts[keep], ends[keep], before[keep], upto[keep], counts[keep]
@@ -298,14 +324,29 @@ class Market:
         dyn_many = dyn.take(np.zeros(starts.size, dtype=np.intp))
         volume = cumulative_volume(many, dyn_many, upto) - cumulative_volume(many, dyn_many, before)
         oi = one.lot[0] * (dyn.oi_base[0] + np.floor(dyn.oi_rate[0] * (ends - dyn.open_epoch)))
-        return np.column_stack([
-            starts, prices[heads], np.maximum.reduceat(prices, heads), np.minimum.reduceat(prices, heads),
-            prices[tails], volume, oi,
-        ])
+        return np.column_stack(
+            [
+                starts,
+                prices[heads],
+                np.maximum.reduceat(prices, heads),
+                np.minimum.reduceat(prices, heads),
+                prices[tails],
+                volume,
+                oi,
+            ]
+        )
 
 
 def _as_candle(row: np.ndarray) -> Candle:
-    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]), int(row[5]), int(row[6]))
+    return (
+        float(row[0]),
+        float(row[1]),
+        float(row[2]),
+        float(row[3]),
+        float(row[4]),
+        int(row[5]),
+        int(row[6]),
+    )
 
 
 def _aggregate(bars: np.ndarray, minutes: int) -> list[Candle]:
@@ -316,11 +357,17 @@ def _aggregate(bars: np.ndarray, minutes: int) -> list[Candle]:
     bucket = np.floor((bars[:, 0] - open_epoch) / (60.0 * minutes))
     starts = np.flatnonzero(np.diff(bucket, prepend=-1.0))
     ends = np.append(starts[1:], len(bars)) - 1
-    merged = np.column_stack([
-        open_epoch + bucket[starts] * 60.0 * minutes, bars[starts, 1], np.maximum.reduceat(bars[:, 2], starts),
-        np.minimum.reduceat(bars[:, 3], starts), bars[ends, 4], np.add.reduceat(bars[:, 5], starts),
-        bars[ends, 6],
-    ])
+    merged = np.column_stack(
+        [
+            open_epoch + bucket[starts] * 60.0 * minutes,
+            bars[starts, 1],
+            np.maximum.reduceat(bars[:, 2], starts),
+            np.minimum.reduceat(bars[:, 3], starts),
+            bars[ends, 4],
+            np.add.reduceat(bars[:, 5], starts),
+            bars[ends, 6],
+        ]
+    )
     return [_as_candle(row) for row in merged]
 
 
@@ -328,8 +375,25 @@ def _day_candle(day: date, bars: np.ndarray) -> list[Candle]:
     if bars.size == 0:
         return []
     midnight = datetime.combine(day, datetime.min.time(), tzinfo=IST).timestamp()
-    row = [midnight, bars[0, 1], bars[:, 2].max(), bars[:, 3].min(), bars[-1, 4], bars[:, 5].sum(), bars[-1, 6]]
+    row = [
+        midnight,
+        bars[0, 1],
+        bars[:, 2].max(),
+        bars[:, 3].min(),
+        bars[-1, 4],
+        bars[:, 5].sum(),
+        bars[-1, 6],
+    ]
     return [_as_candle(np.array(row))]
+
+
+PATHS = ("replay", "gbm", "trend")
+
+
+def _nifty_path(path: str, seed: int, trend: TrendSpec) -> NiftyPath:
+    if path == "replay":
+        return NiftyReplay()
+    return NiftyGbm(seed) if path == "gbm" else NiftyTrend(seed, trend)
 
 
 def market_build(
@@ -337,18 +401,31 @@ def market_build(
     start_epoch: float,
     *,
     path: str = "replay",
+    trend: TrendSpec | None = None,
     instruments_csv: Path | None = None,
     strikes_each_side: int = 40,
 ) -> Market:
-    """A market on the recorded NIFTY path (``path="replay"``) or a seeded GBM (``"gbm"``)."""
-    if path not in ("replay", "gbm"):
-        raise ValueError(f"path must be 'replay' or 'gbm', got {path!r}")
-    nifty: NiftyPath = NiftyReplay() if path == "replay" else NiftyGbm(seed)
+    """A market on the recorded NIFTY path (``path="replay"``), a seeded GBM (``"gbm"``) or a steady
+    trend (``"trend"``, shaped by ``trend``, default :class:`kitesim.trend.TrendSpec`)."""
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+    if trend is not None and path != "trend":
+        raise ValueError(f"a trend spec needs path 'trend', got {path!r}")
+    spec = trend or TrendSpec()
+    nifty = _nifty_path(path, seed, spec)
 
     def factory(day: date, levels: Mapping[str, float]) -> Universe:
         if instruments_csv is not None:
             return universe_from_csv(instruments_csv, day)
+        if path == "trend":  # centred on the day's range and wide enough for it: the walk stays in the chain
+            return universe_generate(
+                day,
+                levels=trend_chain_levels(spec),
+                strikes_each_side=trend_strikes_each_side(spec, strikes_each_side),
+            )
         # Replay stays near the reference level, so keep the default strikes: stable across days.
-        return universe_generate(day, levels=levels if path == "gbm" else None, strikes_each_side=strikes_each_side)
+        return universe_generate(
+            day, levels=levels if path == "gbm" else None, strikes_each_side=strikes_each_side
+        )
 
     return Market(factory, nifty, seed, start_epoch)

@@ -16,7 +16,9 @@ import numpy as np
 
 from kitesim.clock import IST
 from kitesim.pricing import uniform01
-from kitesim.universe import NIFTY_REFERENCE_LEVEL, UNDERLYINGS, is_trading_day, next_trading_day
+from kitesim.universe import NIFTY_REFERENCE_LEVEL, UNDERLYINGS, next_trading_day
+from kitesim.universe import is_trading_day as is_trading_day  # re-exported: kitesim.market imports it here
+from ticks.exchange_calendar import market_calendar
 
 SESSION_OPEN = time(9, 15)
 SESSION_CLOSE = time(15, 30)
@@ -38,7 +40,8 @@ def session_close_epoch(day: date) -> float:
 
 
 def session_day(epoch: float) -> date:
-    """The session ``epoch`` belongs to: today's until 15:30 IST, then the next trading day's."""
+    """The session ``epoch`` belongs to: today's until 15:30 IST, then the next trading day's (over
+    weekends and exchange holidays)."""
     moment = datetime.fromtimestamp(epoch, tz=IST)
     day = moment.date()
     if moment.time() >= SESSION_CLOSE:
@@ -47,15 +50,13 @@ def session_day(epoch: float) -> date:
 
 
 def previous_trading_day(day: date) -> date:
-    day -= timedelta(days=1)
-    while not is_trading_day(day):
-        day -= timedelta(days=1)
-    return day
+    """The last trading day (exchange calendar session) strictly before ``day``."""
+    return market_calendar().previous_session(day)
 
 
 def trading_days_between(first: date, last: date) -> int:
-    """Signed count of trading days from ``first`` to ``last`` (0 when equal)."""
-    return int(np.busday_count(first, last))
+    """Signed count of trading days from ``first`` to ``last`` (0 when equal; holidays do not count)."""
+    return market_calendar().sessions_between(first, last)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from kitesim.paths import session_day, session_open_epoch
 from kitesim.replay import FrameRecorder, FrameReplay
 from kitesim.state import SimState
 from kitesim.ticker import HUB_KEY, TickerHub, ticker_handler
+from kitesim.trend import TrendSpec
 
 log = logging.getLogger("kitesim.server")
 PUMP_INTERVAL_S = 0.1
@@ -47,15 +48,26 @@ def build_state(
     accounts: list[str] | None = None,
     start_epoch: float | None = None,
     path: str = "replay",
+    trend: TrendSpec | None = None,
     instruments_csv: Path | None = None,
     strikes_each_side: int = 40,
 ) -> SimState:
     start = default_start_epoch() if start_epoch is None else start_epoch
     clock = SimClock(start_epoch=start, speed=speed)
-    market = market_build(seed, start, path=path, instruments_csv=instruments_csv,
-                          strikes_each_side=strikes_each_side)
-    return SimState(clock=clock, accounts=AccountBook(accounts or [DEMO_ACCOUNT], start), market=market,
-                    faults=FaultPlan())
+    market = market_build(
+        seed,
+        start,
+        path=path,
+        trend=trend,
+        instruments_csv=instruments_csv,
+        strikes_each_side=strikes_each_side,
+    )
+    return SimState(
+        clock=clock,
+        accounts=AccountBook(accounts or [DEMO_ACCOUNT], start),
+        market=market,
+        faults=FaultPlan(),
+    )
 
 
 def session_roll(clock: SimClock) -> float:

@@ -22,6 +22,8 @@ class KitesimThread:
 
     Keyword arguments go to :func:`kitesim.server.build_state` (``speed``, ``start_epoch``,
     ``path``, ``strikes_each_side``, ...) except ``record``/``replay``, which go to ``build_app``.
+    A trending market: ``KitesimThread(speed=60, path="trend", trend=TrendSpec(points_per_min=60))``
+    (:class:`kitesim.trend.TrendSpec`; ``path="trend"`` alone takes its defaults).
     """
 
     def __init__(self, *, seed: int = 7, accounts: list[str] | None = None, **options: Any) -> None:

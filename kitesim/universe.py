@@ -2,8 +2,9 @@
 
 Conventions (today's, see ref/kite-connect-v3.md §3): NIFTY has 4 weekly expiries (Tuesdays) and 3
 monthly ones (the last Tuesday of the month); BANKNIFTY has 3 monthlies (last Tuesday); SENSEX trades
-on BFO with 3 monthlies on the last Thursday, as in the August-2026 dump. Exchange holidays are not
-modelled: every weekday is a trading day.
+on BFO with 3 monthlies on the last Thursday, as in the August-2026 dump. Trading days are the
+exchange calendar's sessions (``ticks.exchange_calendar``: no weekends, no NSE/BSE holidays); an expiry
+that falls on a holiday moves to the previous session, as the exchanges move it.
 """
 
 import calendar
@@ -14,9 +15,21 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from ticks.exchange_calendar import market_calendar
+
 CSV_HEADER = (
-    "instrument_token", "exchange_token", "tradingsymbol", "name", "last_price", "expiry",
-    "strike", "tick_size", "lot_size", "instrument_type", "segment", "exchange",
+    "instrument_token",
+    "exchange_token",
+    "tradingsymbol",
+    "name",
+    "last_price",
+    "expiry",
+    "strike",
+    "tick_size",
+    "lot_size",
+    "instrument_type",
+    "segment",
+    "exchange",
 )
 SEGMENT_CODES = {"NSE": 1, "NFO": 2, "CDS": 3, "BSE": 4, "BFO": 5, "BCD": 6, "MCX": 7, "INDICES": 9}
 WEEKLY_MONTH_CODES = "123456789OND"
@@ -48,7 +61,9 @@ class UnderlyingSpec:
 
 UNDERLYINGS: dict[str, UnderlyingSpec] = {
     "NIFTY": UnderlyingSpec("NIFTY", "NIFTY 50", "NSE", 1001, "NFO", 50, 65, 1800, TUESDAY, 4, 1.0),
-    "BANKNIFTY": UnderlyingSpec("BANKNIFTY", "NIFTY BANK", "NSE", 1016, "NFO", 100, 30, 900, TUESDAY, 0, 2.19),
+    "BANKNIFTY": UnderlyingSpec(
+        "BANKNIFTY", "NIFTY BANK", "NSE", 1016, "NFO", 100, 30, 900, TUESDAY, 0, 2.19
+    ),
     "SENSEX": UnderlyingSpec("SENSEX", "SENSEX", "BSE", 1, "BFO", 100, 20, 1000, THURSDAY, 0, 3.27),
 }
 MONTHLIES = 3
@@ -80,9 +95,17 @@ class SimInstrument:
 
     def csv_row(self) -> list[str]:
         return [
-            str(self.instrument_token), str(self.exchange_token), self.tradingsymbol, self.name, "0.0",
-            self.expiry.isoformat() if self.expiry else "", repr(float(self.strike)),
-            repr(float(self.tick_size)), str(self.lot_size), self.instrument_type, self.segment,
+            str(self.instrument_token),
+            str(self.exchange_token),
+            self.tradingsymbol,
+            self.name,
+            "0.0",
+            self.expiry.isoformat() if self.expiry else "",
+            repr(float(self.strike)),
+            repr(float(self.tick_size)),
+            str(self.lot_size),
+            self.instrument_type,
+            self.segment,
             self.exchange,
         ]
 
@@ -126,14 +149,18 @@ class Universe:
 
 
 def is_trading_day(day: date) -> bool:
-    return day.weekday() < 5
+    return market_calendar().is_session(day)
 
 
 def next_trading_day(day: date) -> date:
-    """``day`` itself when it is a trading day, else the following Monday."""
-    while not is_trading_day(day):
-        day += timedelta(days=1)
-    return day
+    """``day`` itself when it is a trading day, else the next one (over weekends and holidays)."""
+    return market_calendar().next_session(day)
+
+
+def expiry_session(scheduled: date) -> date:
+    """The day a contract scheduled to expire on ``scheduled`` expires: the previous session on a holiday."""
+    sessions = market_calendar()
+    return scheduled if sessions.is_session(scheduled) else sessions.previous_session(scheduled)
 
 
 def last_weekday_of_month(year: int, month: int, weekday: int) -> date:
@@ -145,20 +172,21 @@ def monthly_expiries(spec: UnderlyingSpec, session_date: date, count: int = MONT
     found: list[date] = []
     year, month = session_date.year, session_date.month
     while len(found) < count:
-        expiry = last_weekday_of_month(year, month, spec.expiry_weekday)
+        expiry = expiry_session(last_weekday_of_month(year, month, spec.expiry_weekday))
         if expiry >= session_date:
             found.append(expiry)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return found
 
 
-def weekly_expiries(spec: UnderlyingSpec, session_date: date, monthly: list[date]) -> list[date]:
-    """The next ``spec.weeklies`` expiry weekdays that are not monthly expiry dates."""
+def weekly_expiries(spec: UnderlyingSpec, session_date: date) -> list[date]:
+    """The next ``spec.weeklies`` expiries on the expiry weekday that is not the month's last one."""
     found: list[date] = []
     day = session_date + timedelta(days=(spec.expiry_weekday - session_date.weekday()) % 7)
     while len(found) < spec.weeklies:
-        if day not in monthly and last_weekday_of_month(day.year, day.month, spec.expiry_weekday) != day:
-            found.append(day)
+        monthly = last_weekday_of_month(day.year, day.month, spec.expiry_weekday) == day
+        if not monthly and (expiry := expiry_session(day)) >= session_date:
+            found.append(expiry)
         day += timedelta(days=7)
     return found
 
@@ -199,19 +227,36 @@ def derivative_exchange_token(spec: UnderlyingSpec, expiry: date, strike_slot: i
 def index_row(spec: UnderlyingSpec) -> SimInstrument:
     return SimInstrument(
         instrument_token=mint_token(spec.index_exchange_token, "INDICES"),
-        exchange_token=spec.index_exchange_token, tradingsymbol=spec.index_name, name=spec.index_name,
-        expiry=None, strike=0.0, tick_size=0.0, lot_size=0, instrument_type="EQ", segment="INDICES",
-        exchange=spec.index_exchange, underlying=spec.name, freeze_quantity=0,
+        exchange_token=spec.index_exchange_token,
+        tradingsymbol=spec.index_name,
+        name=spec.index_name,
+        expiry=None,
+        strike=0.0,
+        tick_size=0.0,
+        lot_size=0,
+        instrument_type="EQ",
+        segment="INDICES",
+        exchange=spec.index_exchange,
+        underlying=spec.name,
+        freeze_quantity=0,
     )
 
 
 def future_row(spec: UnderlyingSpec, expiry: date) -> SimInstrument:
     exchange_token = derivative_exchange_token(spec, expiry, FUT_STRIKE_SLOT, is_put=False)
     return SimInstrument(
-        instrument_token=mint_token(exchange_token, spec.exchange), exchange_token=exchange_token,
-        tradingsymbol=future_symbol(spec.name, expiry), name=spec.name, expiry=expiry, strike=0.0,
-        tick_size=OPTION_TICK, lot_size=spec.lot_size, instrument_type="FUT",
-        segment=f"{spec.exchange}-FUT", exchange=spec.exchange, underlying=spec.name,
+        instrument_token=mint_token(exchange_token, spec.exchange),
+        exchange_token=exchange_token,
+        tradingsymbol=future_symbol(spec.name, expiry),
+        name=spec.name,
+        expiry=expiry,
+        strike=0.0,
+        tick_size=OPTION_TICK,
+        lot_size=spec.lot_size,
+        instrument_type="FUT",
+        segment=f"{spec.exchange}-FUT",
+        exchange=spec.exchange,
+        underlying=spec.name,
         freeze_quantity=spec.freeze_quantity,
     )
 
@@ -220,11 +265,19 @@ def option_row(spec: UnderlyingSpec, expiry: date, strike: float, kind: str, mon
     slot = round(strike / spec.strike_step) % FUT_STRIKE_SLOT
     exchange_token = derivative_exchange_token(spec, expiry, slot, is_put=kind == "PE")
     return SimInstrument(
-        instrument_token=mint_token(exchange_token, spec.exchange), exchange_token=exchange_token,
-        tradingsymbol=option_symbol(spec.name, expiry, strike, kind, monthly), name=spec.name,
-        expiry=expiry, strike=float(strike), tick_size=OPTION_TICK, lot_size=spec.lot_size,
-        instrument_type=kind, segment=f"{spec.exchange}-OPT", exchange=spec.exchange,
-        underlying=spec.name, freeze_quantity=spec.freeze_quantity,
+        instrument_token=mint_token(exchange_token, spec.exchange),
+        exchange_token=exchange_token,
+        tradingsymbol=option_symbol(spec.name, expiry, strike, kind, monthly),
+        name=spec.name,
+        expiry=expiry,
+        strike=float(strike),
+        tick_size=OPTION_TICK,
+        lot_size=spec.lot_size,
+        instrument_type=kind,
+        segment=f"{spec.exchange}-OPT",
+        exchange=spec.exchange,
+        underlying=spec.name,
+        freeze_quantity=spec.freeze_quantity,
     )
 
 
@@ -233,9 +286,11 @@ def strikes_around(level: float, step: int, each_side: int) -> list[float]:
     return [float(centre + k * step) for k in range(-each_side, each_side + 1)]
 
 
-def underlying_rows(spec: UnderlyingSpec, session_date: date, level: float, each_side: int) -> list[SimInstrument]:
+def underlying_rows(
+    spec: UnderlyingSpec, session_date: date, level: float, each_side: int
+) -> list[SimInstrument]:
     monthly = monthly_expiries(spec, session_date)
-    expiries = sorted([*weekly_expiries(spec, session_date, monthly), *monthly])
+    expiries = sorted([*weekly_expiries(spec, session_date), *monthly])
     rows = [index_row(spec), *(future_row(spec, e) for e in monthly)]
     for expiry in expiries:
         for strike in strikes_around(level, spec.strike_step, each_side):
@@ -261,12 +316,19 @@ def universe_generate(
 def _row_from_csv(record: dict[str, str]) -> SimInstrument:
     spec = UNDERLYINGS[record["name"]]
     return SimInstrument(
-        instrument_token=int(record["instrument_token"]), exchange_token=int(record["exchange_token"]),
-        tradingsymbol=record["tradingsymbol"], name=record["name"],
-        expiry=date.fromisoformat(record["expiry"]), strike=float(record["strike"]),
-        tick_size=float(record["tick_size"]), lot_size=int(record["lot_size"]),
-        instrument_type=record["instrument_type"], segment=record["segment"],
-        exchange=record["exchange"], underlying=spec.name, freeze_quantity=spec.freeze_quantity,
+        instrument_token=int(record["instrument_token"]),
+        exchange_token=int(record["exchange_token"]),
+        tradingsymbol=record["tradingsymbol"],
+        name=record["name"],
+        expiry=date.fromisoformat(record["expiry"]),
+        strike=float(record["strike"]),
+        tick_size=float(record["tick_size"]),
+        lot_size=int(record["lot_size"]),
+        instrument_type=record["instrument_type"],
+        segment=record["segment"],
+        exchange=record["exchange"],
+        underlying=spec.name,
+        freeze_quantity=spec.freeze_quantity,
     )
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from ticks.market_time import IST, MARKET_CLOSE, MARKET_OPEN
+from ticks.exchange_calendar import market_calendar
+from ticks.market_time import IST, MARKET_CLOSE
 
 VARIETIES = ("regular", "amo", "co", "iceberg")
 EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX")
@@ -73,9 +74,8 @@ class Placement:
 
 
 def market_open(now: datetime) -> bool:
-    """The NSE/BSE session: 09:15-15:30 IST on weekdays (exchange holidays are not modelled)."""
-    local = now.astimezone(IST)
-    return local.weekday() < 5 and MARKET_OPEN <= local.time() < MARKET_CLOSE
+    """The NSE/BSE session: 09:15-15:30 IST on the exchange calendar's sessions (no weekends, no holidays)."""
+    return market_calendar().session_open(now)
 
 
 def validate_place(
@@ -122,7 +122,7 @@ def _check_session(terms: OrderTerms, now: datetime) -> None:
         raise OrderInvalid("variety", "AMO orders are taken only outside market hours (09:15-15:30 IST).")
     if terms.variety != "amo" and not is_open:
         raise OrderInvalid(
-            "variety", "The market is closed (09:15-15:30 IST, weekdays): only AMO orders now."
+            "variety", "The market is closed (09:15-15:30 IST on trading days): only AMO orders now."
         )
 
 

@@ -1,12 +1,14 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from ticks.models import BrokerAccount, ClientApiKey, Instrument, WatchSpec
+from ticks.selectors import feed_capacity_report
 from ticks.services import broker_account_set_token
 
 SECRET_FIELDS = ("api_key", "api_secret", "access_token")
@@ -89,6 +91,20 @@ class WatchSpecAdmin(admin.ModelAdmin):
     list_display = ["underlying", "expiry_kind", "expiry_count", "strikes_around_atm", "mode", "enabled"]
     list_filter = ["enabled", "mode"]
     list_editable = ["enabled"]
+    actions = ["check_capacity"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {"capacity_report": feed_capacity_report(), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=context)
+
+    @admin.action(description="Check capacity with the selected specs enabled")
+    def check_capacity(self, request: HttpRequest, queryset: QuerySet[WatchSpec]) -> None:
+        selected = list(queryset.values_list("pk", flat=True))
+        report = feed_capacity_report(with_enabled=selected)
+        level = messages.WARNING if report.not_streamed else messages.INFO
+        self.message_user(request, f"With the {len(selected)} selected enabled, {report.message()}", level)
 
 
 @admin.register(ClientApiKey)

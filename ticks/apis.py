@@ -1,5 +1,6 @@
 """Read-only market-data endpoints. Each view parses input, calls one selector, formats output."""
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,13 @@ from rest_framework.views import APIView
 from tickerproject.exceptions import NotFoundError
 from ticks.instruments_csv import KITE_HEADER
 from ticks.models import Instrument
-from ticks.selectors import chain_expiries, instrument_list, latest_ticks, underlying_exists
+from ticks.selectors import (
+    chain_expiries,
+    feed_capacity_report,
+    instrument_list,
+    latest_ticks,
+    underlying_exists,
+)
 
 
 class InstrumentListApi(APIView):
@@ -91,3 +98,30 @@ class LatestTickListApi(APIView):
         filters.is_valid(raise_exception=True)
         rows = latest_ticks(tokens=filters.validated_data["tokens"])
         return Response({"ticks": [_tick_as_dict(row) for row in rows]})
+
+
+class FeedCapacityApi(APIView):
+    """Whether the enabled watch specs fit the enabled, healthy broker accounts (the admin's report)."""
+
+    class OutputSerializer(serializers.Serializer):
+        needed = serializers.IntegerField(help_text="tokens the enabled specs stream")
+        reserve = serializers.IntegerField(help_text="tokens held back for companion copies")
+        capacity = serializers.IntegerField(help_text="tokens the healthy accounts can stream")
+        accounts = serializers.IntegerField(help_text="healthy accounts")
+        accounts_needed = serializers.IntegerField()
+        per_account = serializers.IntegerField()
+        connections = serializers.IntegerField(help_text="per account, of the shape accounts_needed counts")
+        per_connection = serializers.IntegerField()
+        streamed = serializers.ListField(
+            child=serializers.CharField(), help_text="underlyings, priority order"
+        )
+        not_streamed = serializers.ListField(child=serializers.CharField())
+        message = serializers.CharField()
+
+        class Meta:
+            ref_name = "FeedCapacity"
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request) -> Response:
+        report = feed_capacity_report()
+        return Response(self.OutputSerializer({**asdict(report), "message": report.message()}).data)

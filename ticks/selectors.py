@@ -1,5 +1,6 @@
 """Reads for the option chain. Each returns plain values or one pre-filtered queryset."""
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -8,12 +9,20 @@ import numpy as np
 import numpy.typing as npt
 import redis
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
+from ticks.clocks import market_now
+from ticks.feeds.capacity import CapacityReport, UnderlyingNeed, capacity_report
 from ticks.feeds.latest import latest_ticks_read
-from ticks.models import BrokerAccount, Instrument
+from ticks.feeds.planner import AccountCapacity
+from ticks.models import BrokerAccount, Instrument, WatchSpec
 
 OPTION_TYPES = (Instrument.Type.CE, Instrument.Type.PE)
+# Kite names of the NSE and BSE index derivatives (Aug 2026); every other name with options is a stock.
+INDEX_UNDERLYINGS = frozenset(
+    {"NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "NIFTYNXT50", "SENSEX", "BANKEX", "SENSEX50"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +112,130 @@ def underlying_index(*, underlying: str) -> Instrument | None:
         return None
     exchange, _, symbol = key.partition(":")
     return Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True).first()
+
+
+def fno_underlyings(*, stocks: bool, indices: bool) -> list[str]:
+    """Names with active options, alphabetical: indices (INDEX_UNDERLYINGS or settings.UNDERLYING_INDEX)
+    and/or stocks (one query)."""
+    names = Instrument.objects.filter(instrument_type__in=OPTION_TYPES, is_active=True)
+    index_names = INDEX_UNDERLYINGS | settings.UNDERLYING_INDEX.keys()
+    return [
+        name
+        for name in names.order_by("name").values_list("name", flat=True).distinct()
+        if (indices if name in index_names else stocks)
+    ]
+
+
+def watch_specs_by_priority(specs: QuerySet[WatchSpec]) -> list[WatchSpec]:
+    """The planner's order when capacity runs short: index derivatives first, then stocks, by name."""
+    index_names = INDEX_UNDERLYINGS | settings.UNDERLYING_INDEX.keys()
+    return sorted(specs, key=lambda spec: (spec.underlying not in index_names, spec.underlying))
+
+
+def expiries_of_kind(expiries: list[date], kind: str) -> list[date]:
+    """Monthly = the last listed expiry of its calendar month; weekly = every other one."""
+    last_of_month = {(e.year, e.month): e for e in expiries}
+    monthly = set(last_of_month.values())
+    if kind == WatchSpec.ExpiryKind.MONTHLY:
+        return [e for e in expiries if e in monthly]
+    if kind == WatchSpec.ExpiryKind.WEEKLY:
+        return [e for e in expiries if e not in monthly]
+    return expiries
+
+
+@dataclass(frozen=True, slots=True)
+class _ExpiryCount:
+    expiry: date
+    strikes: int
+    options: int
+
+
+def watch_spec_needs(specs: Sequence[WatchSpec], *, today: date) -> list[UnderlyingNeed]:
+    """The tokens each spec streams, in the order given (the planner's priority), in three queries.
+
+    Per expiry group (the spec's nearest ``expiry_count`` expiries of its kind): ``2N + 1`` strikes x
+    CE/PE, or the whole chain when it lists fewer strikes (no price is needed: the window is assumed
+    at least N strikes from either end), plus its companions: the index where settings.UNDERLYING_INDEX
+    lists one, the nearest future and the same-expiry future.
+    """
+    names = [spec.underlying for spec in specs]
+    chains = _chain_counts(names, today)
+    futures = _futures_by_name(names, today)
+    indexes = _index_tokens(names)
+    return [_spec_need(spec, chains.get(spec.underlying, []), futures, indexes) for spec in specs]
+
+
+def feed_capacity_report(*, with_enabled: Collection[int] = ()) -> CapacityReport:
+    """The enabled specs' needs (plus the specs ``with_enabled`` as if enabled) against the enabled,
+    healthy accounts; the specs in the planner's order."""
+    specs = watch_specs_by_priority(WatchSpec.objects.filter(Q(enabled=True) | Q(pk__in=with_enabled)))
+    today = timezone.localdate(market_now())
+    accounts = BrokerAccount.objects.filter(enabled=True, health=BrokerAccount.Health.OK).order_by("pk")
+    capacities = [AccountCapacity(a.pk, True, a.max_connections, a.tokens_per_connection) for a in accounts]
+    return capacity_report(watch_spec_needs(specs, today=today), capacities)
+
+
+def _spec_need(
+    spec: WatchSpec,
+    chain: list[_ExpiryCount],
+    futures: Mapping[str, list[tuple[date, int]]],
+    indexes: Mapping[str, int],
+) -> UnderlyingNeed:
+    kinds = set(expiries_of_kind([count.expiry for count in chain], spec.expiry_kind))
+    groups = [count for count in chain if count.expiry in kinds][: spec.expiry_count]
+    own_futures = futures.get(spec.underlying, [])
+    near = {token for _, token in own_futures[:1]}
+    index = {indexes[spec.underlying]} if spec.underlying in indexes else set()
+    window = 2 * (spec.strikes_around_atm + settings.FEED_STRIKE_MARGIN) + 1  # as workers.desired streams
+    tokens, largest = 0, 0
+    for group in groups:
+        same_expiry = {token for expiry, token in own_futures if expiry == group.expiry}
+        companions = len(index | near | same_expiry)
+        options = group.options if group.strikes <= window else min(group.options, 2 * window)
+        tokens += options + companions
+        largest = max(largest, companions)
+    return UnderlyingNeed(spec.underlying, tokens, largest)
+
+
+def _chain_counts(names: list[str], today: date) -> dict[str, list[_ExpiryCount]]:
+    rows = (
+        Instrument.objects.filter(
+            name__in=names, instrument_type__in=OPTION_TYPES, is_active=True, expiry__gte=today
+        )
+        .values("name", "expiry")
+        .annotate(strikes=Count("strike", distinct=True), options=Count("pk"))
+        .order_by("name", "expiry")
+    )
+    chains: dict[str, list[_ExpiryCount]] = {}
+    for row in rows:
+        chains.setdefault(row["name"], []).append(_ExpiryCount(row["expiry"], row["strikes"], row["options"]))
+    return chains
+
+
+def _futures_by_name(names: list[str], today: date) -> dict[str, list[tuple[date, int]]]:
+    rows = Instrument.objects.filter(
+        name__in=names, instrument_type=Instrument.Type.FUT, is_active=True, expiry__gte=today
+    ).order_by("name", "expiry")
+    futures: dict[str, list[tuple[date, int]]] = {}
+    for name, expiry, token in rows.values_list("name", "expiry", "instrument_token"):
+        futures.setdefault(name, []).append((expiry, token))
+    return futures
+
+
+def _index_tokens(names: list[str]) -> dict[str, int]:
+    """name -> its index instrument's token, for the names settings.UNDERLYING_INDEX lists (one query)."""
+    wanted: dict[tuple[str, str], str] = {}
+    for name in names:
+        if name in settings.UNDERLYING_INDEX:
+            exchange, _, symbol = settings.UNDERLYING_INDEX[name].partition(":")
+            wanted[(exchange, symbol)] = name
+    if not wanted:
+        return {}
+    match = Q()
+    for exchange, symbol in wanted:
+        match |= Q(exchange=exchange, tradingsymbol=symbol)
+    rows = Instrument.objects.filter(match, is_active=True)
+    return {
+        wanted[(exchange, symbol)]: token
+        for exchange, symbol, token in rows.values_list("exchange", "tradingsymbol", "instrument_token")
+    }

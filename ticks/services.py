@@ -11,7 +11,7 @@ from django.utils import timezone
 from tickerproject.exceptions import ApplicationError
 from ticks.instruments_csv import KITE_HEADER, InstrumentRow, RowError, parse_records, records_from_client
 from ticks.kite import kite_client_for
-from ticks.market_time import access_token_expiry
+from ticks.market_time import IST, access_token_expiry
 from ticks.models import BrokerAccount, Instrument
 
 logger = logging.getLogger(__name__)
@@ -137,6 +137,22 @@ def broker_account_mark_health(
         raise ApplicationError(f"Broker account {account.pk} no longer exists.", field="account")
     account.refresh_from_db(fields=["health", "health_reason", "health_changed_at"])
     return account
+
+
+def broker_tokens_expire(*, now: datetime) -> list[str]:
+    """The 06:00 IST rollover: healthy accounts whose access token has died show ``token_expired``
+    (the feeds stop at their next reconnect and the planner drains them) until a new login."""
+    expired = BrokerAccount.objects.filter(
+        enabled=True, health=BrokerAccount.Health.OK, token_expires_at__lte=now
+    ).order_by("name")
+    names = []
+    for account in expired:
+        reason = f"access token expired at {account.token_expires_at.astimezone(IST):%Y-%m-%d %H:%M} IST"
+        broker_account_mark_health(
+            account=account, health=BrokerAccount.Health.TOKEN_EXPIRED, reason=reason, at=now
+        )
+        names.append(account.name)
+    return names
 
 
 def instruments_refresh_from_kite(*, account: BrokerAccount) -> InstrumentLoadResult:

@@ -1,9 +1,9 @@
 from django.urls import path
 
 from greeks.apis import ChainApi, ChainHistoryApi, OptionGreeksHistoryApi
-from ticks.apis import ChainExpiryListApi, InstrumentListApi, LatestTickListApi
+from ticks.apis import ChainExpiryListApi, FeedCapacityApi, InstrumentListApi, LatestTickListApi
 from ticks.bars.apis import BarListApi
-from workers.apis import FeedListApi
+from workers.apis import FeedListApi, FeedPlanApi
 
 urlpatterns = [
     path("instruments", InstrumentListApi.as_view(), name="instrument-list"),
@@ -15,4 +15,6 @@ urlpatterns = [
     path("greeks/history", OptionGreeksHistoryApi.as_view(), name="greeks-history"),
     path("ticks/latest", LatestTickListApi.as_view(), name="tick-latest-list"),
     path("feeds", FeedListApi.as_view(), name="feed-list"),
+    path("feeds/capacity", FeedCapacityApi.as_view(), name="feed-capacity"),
+    path("feeds/plan", FeedPlanApi.as_view(), name="feed-plan"),
 ]

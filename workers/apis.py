@@ -9,14 +9,17 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from workers.selectors import feed_status_list
+from ticks.models import BrokerAccount
+from workers.models import FeedAssignment, FeedPlan
+from workers.selectors import feed_assignment_list, feed_plan_overview, feed_status_list
 from workers.services import redis_client
 
 
@@ -82,3 +85,145 @@ class FeedListApi(APIView):
         finally:
             client.close()
         return Response({"feeds": [asdict(status) for status in statuses]})
+
+
+class FeedPlanSerializer(serializers.ModelSerializer):
+    errors = serializers.ListField(child=serializers.CharField(), help_text="what the plan could not place")
+
+    class Meta:
+        model = FeedPlan
+        fields = [
+            "version",
+            "created_at",
+            "reason",
+            "errors",
+            "desired_tokens",
+            "added_tokens",
+            "removed_tokens",
+            "moved_tokens",
+        ]
+
+
+class TokenDiffSerializer(serializers.Serializer):
+    planned = serializers.IntegerField()
+    subscribed = serializers.IntegerField()
+    missing_count = serializers.IntegerField(help_text="planned here, not subscribed")
+    missing = serializers.ListField(child=serializers.IntegerField(), help_text="the lowest tokens of those")
+    unplanned_count = serializers.IntegerField(help_text="subscribed here, not planned")
+    unplanned = serializers.ListField(
+        child=serializers.IntegerField(), help_text="the lowest tokens of those"
+    )
+
+
+class ConnectionCoverageSerializer(serializers.Serializer):
+    account_id = serializers.IntegerField()
+    account = serializers.CharField()
+    connection = serializers.IntegerField()
+    reported_plan_version = serializers.IntegerField(
+        allow_null=True, help_text="the plan version the account's feed applied; null: no live report"
+    )
+    tokens = TokenDiffSerializer()
+
+
+class AccountDriftSerializer(serializers.Serializer):
+    account_id = serializers.IntegerField()
+    planned = serializers.IntegerField()
+    reported = serializers.IntegerField()
+    stale_version = serializers.BooleanField()
+
+
+class DriftFixSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    plan_version = serializers.IntegerField()
+    drifts = AccountDriftSerializer(many=True)
+
+
+class FeedAssignmentSerializer(serializers.ModelSerializer):
+    """Why a token sits on a connection."""
+
+    account = serializers.CharField(source="account.name")
+    tradingsymbol = serializers.CharField(allow_null=True, help_text="null when the instrument is unknown")
+
+    class Meta:
+        model = FeedAssignment
+        fields = [
+            "instrument_token",
+            "tradingsymbol",
+            "group",
+            "underlying",
+            "expiry",
+            "strike",
+            "strike_offset",
+            "role",
+            "primary",
+            "account",
+            "connection",
+            "mode",
+        ]
+
+
+class FeedAssignmentPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = FeedAssignmentSerializer(many=True)
+
+
+class FeedPlanApi(APIView):
+    """The plan in force: why it was made, subscribed against planned per connection, the drift the
+    reconciler last fixed, and one page of its tokens with why each sits where it does."""
+
+    class FilterSerializer(serializers.Serializer):
+        account = serializers.SlugRelatedField(
+            slug_field="name",
+            queryset=BrokerAccount.objects.all(),
+            required=False,
+            help_text="only this broker account's tokens (its name)",
+        )
+        underlying = serializers.CharField(required=False, max_length=64, help_text="e.g. NIFTY")
+        token = serializers.IntegerField(required=False, min_value=1, help_text="one instrument token")
+
+    class OutputSerializer(serializers.Serializer):
+        plan = FeedPlanSerializer(allow_null=True, help_text="null before the first plan")
+        connections = ConnectionCoverageSerializer(many=True, help_text="every account, unfiltered")
+        last_drift = DriftFixSerializer(allow_null=True, help_text="null before the reconciler's first pass")
+        tokens = FeedAssignmentPageSerializer(help_text="filtered by account, underlying, token; paged")
+
+        class Meta:
+            ref_name = "FeedPlanReport"
+
+    @extend_schema(
+        parameters=[
+            FilterSerializer,
+            OpenApiParameter("limit", int, description="tokens per page (default 100)"),
+            OpenApiParameter("offset", int, description="tokens to skip"),
+        ],
+        responses=OutputSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        client = redis_client()
+        try:
+            overview = feed_plan_overview(client=client)
+        finally:
+            client.close()
+        if overview.plan is None:
+            tokens = FeedAssignment.objects.none()
+        else:
+            tokens = feed_assignment_list(plan=overview.plan, **filters.validated_data)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(tokens, request, view=self)
+        page_body = {
+            "count": paginator.count,
+            "next": paginator.get_next_link(),
+            "previous": paginator.get_previous_link(),
+            "results": page,
+        }
+        body = {
+            "plan": overview.plan,
+            "connections": overview.connections,
+            "last_drift": overview.last_drift,
+            "tokens": page_body,
+        }
+        return Response(self.OutputSerializer(body).data)

@@ -6,6 +6,9 @@ from django.conf import settings
 # database number, so two deployments (or test runs) on one Redis need their own channel names.
 CONTROL_CHANNEL: str = settings.FEED_CONTROL_CHANNEL
 PLAN_VERSION_KEY = "feeds:plan:version"
+# Written by the reconciler after each pass, JSON: {"at": epoch s, "plan_version": n,
+# "drifts": [{"account_id", "planned", "reported", "stale_version"}]}.
+DRIFT_LAST_KEY = "feeds:drift:last"
 
 
 def feed_status_key(account_id: int) -> str:

@@ -10,10 +10,12 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -29,6 +31,7 @@ from ticks.feeds.latest import LatestTickCache
 from ticks.feeds.lease import FeedLease
 from ticks.feeds.pipeline import FrameHook, FrameProcessor
 from ticks.feeds.pool import AccountPool
+from ticks.feeds.rebalance import AtmWatch, Crossing, FirstTickProbe, bands_read, rebalance_ask
 from ticks.feeds.recording import FrameRecorder
 from ticks.feeds.redis_io import feed_redis
 from ticks.models import BrokerAccount
@@ -100,17 +103,39 @@ class FeedSession:
         )
 
     def _hooks(self) -> list[FrameHook]:
-        """In order: latest ticks, greeks on them, bars, then the fan-out of all three to browsers."""
+        """In order: the ATM bands (a crossing asks for a re-plan before anything else runs), the
+        re-plan's timing, latest ticks, greeks on them, bars, then the fan-out of all three to browsers."""
         greeks = GreeksHook(self.redis)
         self.bars = BarsHook(self.label)
-        return [LatestTickCache(self.redis), greeks, self.bars, StreamFanoutHook(get_channel_layer(), greeks)]
+        self.watch = AtmWatch(self._on_crossing)
+        self.probe = FirstTickProbe(self.redis, self.label)
+        fanout = StreamFanoutHook(get_channel_layer(), greeks)
+        return [self.watch, self.probe, LatestTickCache(self.redis), greeks, self.bars, fanout]
 
-    async def _apply_plan(self) -> None:
+    async def _apply_plan(self, crossed_at: float | None = None) -> None:
         plan = await sync_to_async(feed_connection_plan)(account_id=self.account_id)
+        before = {token for connection in self.pool.connections for token in connection.wanted}
         self.bars.set_primary(plan.primary)  # before the new tokens' first ticks
+        if crossed_at is not None:
+            added = {token for tokens in plan.connections.values() for token in tokens} - before
+            if added:
+                self.probe.expect(plan.version, crossed_at, added)
         await self.pool.apply(plan.connections)
         self.plan_version = plan.version
+        self.watch.watch(await bands_read(self.redis))
         metrics.PLANNED.labels(self.label).set(sum(len(tokens) for tokens in plan.connections.values()))
+
+    async def _on_crossing(self, crossing: Crossing) -> None:
+        await rebalance_ask(self.redis, crossing, self._send_rebalance)
+
+    async def _send_rebalance(self, kwargs: dict[str, Any]) -> None:
+        """Publishing to the broker blocks: in a thread, off the frame path."""
+        self._background_run(asyncio.to_thread(current_app.send_task, "feeds.rebalance", kwargs=kwargs))
+
+    def _background_run(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _keep_lease(self, stop: asyncio.Event) -> None:
         while not await _wait(stop, settings.FEED_LEASE_RENEW_S):
@@ -129,7 +154,9 @@ class FeedSession:
 
     async def _on_control(self, command: dict[str, Any], stop: asyncio.Event) -> None:
         if command.get("action") == "plan" and command.get("version", 0) > self.plan_version:
-            await self._apply_plan()
+            await self._apply_plan(command.get("crossed_at"))
+        elif command.get("action") == "bands":
+            self.watch.watch(await bands_read(self.redis))
         elif command.get("action") == "stop" and self._addressed(command):
             self._stop(stop, "stop_requested")
 
@@ -162,12 +189,9 @@ class FeedSession:
         metrics.TEXT_MESSAGES.labels(self.label, kind).inc()
         if kind == "order" and isinstance(message.get("data"), dict):
             # Enqueue orders.apply_kite_update in a thread: publishing to the broker blocks.
-            update = asyncio.to_thread(
-                order_update_enqueue, account_id=self.account_id, payload=message["data"]
+            self._background_run(
+                asyncio.to_thread(order_update_enqueue, account_id=self.account_id, payload=message["data"])
             )
-            task = asyncio.get_running_loop().create_task(update)
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
         elif kind == "error":
             logger.warning("%s: Kite error message: %s", self.label, message.get("data"))
         else:

@@ -8,7 +8,13 @@ class FeedPlan(models.Model):
 
     version = models.PositiveIntegerField(unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Why this version was made ("rebalance NIFTY:2026-12-08 24800→24850", "expiry roll", ...).
+    reason = models.CharField(max_length=300, blank=True)
     desired_tokens = models.PositiveIntegerField(default=0)
+    # Against the previous version: tokens new to the fleet, gone from it, and moved to another connection.
+    added_tokens = models.PositiveIntegerField(default=0)
+    removed_tokens = models.PositiveIntegerField(default=0)
+    moved_tokens = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
 
     class Meta:
@@ -19,7 +25,12 @@ class FeedPlan(models.Model):
 
 
 class FeedAssignment(models.Model):
-    """token -> (account, connection, primary?) within one plan."""
+    """token -> (account, connection, primary?) within one plan, with why the token is wanted."""
+
+    class Role(models.TextChoices):
+        OPTION = "option", "option"
+        INDEX = "index", "index"
+        FUTURE = "future", "future"
 
     plan = models.ForeignKey(FeedPlan, on_delete=models.CASCADE, related_name="assignments")
     account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="feed_assignments")
@@ -27,6 +38,13 @@ class FeedAssignment(models.Model):
     instrument_token = models.BigIntegerField()
     primary = models.BooleanField(default=True)
     mode = models.CharField(max_length=8)
+    group = models.CharField(max_length=96, blank=True)  # the watched chain slice, "NIFTY:2026-12-08"
+    underlying = models.CharField(max_length=64, blank=True)
+    expiry = models.DateField(null=True, blank=True)
+    strike = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # Listed strikes from the window's centre: 0 at the centre, negative below it.
+    strike_offset = models.SmallIntegerField(null=True, blank=True)
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.OPTION)
 
     class Meta:
         constraints = [

@@ -2,7 +2,9 @@
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import redis
 from celery import current_app
@@ -11,14 +13,24 @@ from django.db import transaction
 from kiteconnect.exceptions import KiteException
 from requests.exceptions import RequestException
 
+from ticks.clocks import market_now
+from ticks.exchange_calendar import market_calendar
 from ticks.feeds.lease import lease_key
 from ticks.feeds.metrics import FEED_DRIFT
-from ticks.feeds.planner import AccountCapacity, Assignment, plan_assign
+from ticks.feeds.planner import AccountCapacity, Assignment, PlanResult, plan_assign
+from ticks.feeds.rebalance import REBALANCE_PENDING_KEY, bands_store
 from ticks.kite import kite_client_for
 from ticks.models import BrokerAccount, Instrument
-from workers.control import CONTROL_CHANNEL, PLAN_VERSION_KEY, feed_starting_key, feed_status_key
-from workers.desired import feed_desired
+from workers.control import (
+    CONTROL_CHANNEL,
+    DRIFT_LAST_KEY,
+    PLAN_VERSION_KEY,
+    feed_starting_key,
+    feed_status_key,
+)
+from workers.desired import Desired, TokenReason, feed_desired
 from workers.models import FeedAssignment, FeedPlan
+from workers.schedule import day_steps_due
 from workers.selectors import feed_plan_current
 
 logger = logging.getLogger(__name__)
@@ -47,9 +59,25 @@ def _kite_ltp(instruments: list[Instrument]) -> dict[int, float]:
     return {}
 
 
-def feed_plan_refresh(*, client: redis.Redis) -> FeedPlan:
-    """Plan every desired token onto the healthy accounts, store it, and tell the feeds."""
-    desired = feed_desired(redis_client=client, fallback_prices=_kite_ltp)
+def feed_plan_refresh(
+    *,
+    client: redis.Redis,
+    reason: str = "refresh",
+    crossed_at: float | None = None,
+    market_at: float | None = None,
+) -> FeedPlan:
+    """Plan every desired token onto the healthy accounts, store it, and tell the feeds.
+
+    ``crossed_at`` (host epoch s) is when a feed received the tick that crossed an ATM band; it rides
+    on the plan message so the feeds can time crossing -> first tick of a new strike. ``market_at`` is
+    that tick's exchange time: the market is at least there, whatever the market clock extrapolates.
+    """
+    now = market_now()
+    if market_at is not None:
+        now = max(now, datetime.fromtimestamp(market_at, tz=UTC))
+    desired = feed_desired(
+        redis_client=client, fallback_prices=_kite_ltp, now=now, calendar=market_calendar()
+    )
     accounts = [
         AccountCapacity(a.pk, True, a.max_connections, a.tokens_per_connection) for a in _healthy_accounts()
     ]
@@ -57,19 +85,49 @@ def feed_plan_refresh(*, client: redis.Redis) -> FeedPlan:
     previous = tuple(_assignments(current)) if current else None
     result = plan_assign(desired.groups, accounts, previous)
     errors = [*desired.problems, *(error.message for error in result.errors)]
+    bands_changed = bands_store(client, desired.bands)
     if current is not None and _same(current, previous, result.plan, errors):
+        if bands_changed:
+            client.publish(CONTROL_CHANNEL, json.dumps({"action": "bands"}))
         return current
-    plan = _plan_store(result.plan, desired.modes, errors, len(desired.modes))
+    change = _change(previous or (), result)
+    plan = _plan_store(result.plan, desired, errors, change, _reason(reason, desired, change))
     client.set(PLAN_VERSION_KEY, plan.version)
-    client.publish(CONTROL_CHANNEL, json.dumps({"action": "plan", "version": plan.version}))
+    message = {"action": "plan", "version": plan.version, "crossed_at": crossed_at}
+    client.publish(CONTROL_CHANNEL, json.dumps(message))
     logger.info(
-        "plan v%d: %d assignments, %d moved, errors: %s",
-        plan.version,
-        len(result.plan),
-        len(result.moved),
-        errors,
+        "plan v%d (%s): %d assignments, errors: %s", plan.version, plan.reason, len(result.plan), errors
     )
     return plan
+
+
+def feed_rebalance(
+    *, client: redis.Redis, reason: str, crossed_at: float | None = None, market_at: float | None = None
+) -> FeedPlan:
+    """Re-plan now (a feed saw its underlying cross an ATM band, or the beat's backstop), then let the
+    next crossing ask again."""
+    try:
+        return feed_plan_refresh(client=client, reason=reason, crossed_at=crossed_at, market_at=market_at)
+    finally:
+        client.delete(REBALANCE_PENDING_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    added: int
+    removed: int
+    moved: int
+
+
+def _change(previous: tuple[Assignment, ...], result: PlanResult) -> _Change:
+    before = {a.token for a in previous}
+    after = {a.token for a in result.plan}
+    return _Change(len(after - before), len(before - after), len(result.moved))
+
+
+def _reason(trigger: str, desired: Desired, change: _Change) -> str:
+    what = f"+{change.added} -{change.removed} tokens, {change.moved} moved"
+    return f"{trigger}: {desired.closed or what}"[:300]
 
 
 def _same(
@@ -88,28 +146,43 @@ def _assignments(plan: FeedPlan) -> list[Assignment]:
 
 @transaction.atomic
 def _plan_store(
-    assignments: tuple[Assignment, ...], modes: dict[int, str], errors: list[str], desired: int
+    assignments: tuple[Assignment, ...], desired: Desired, errors: list[str], change: _Change, reason: str
 ) -> FeedPlan:
     latest = FeedPlan.objects.select_for_update().order_by("-version").first()
     plan = FeedPlan.objects.create(
-        version=(latest.version + 1) if latest else 1, errors=errors, desired_tokens=desired
+        version=(latest.version + 1) if latest else 1,
+        errors=errors,
+        desired_tokens=len(desired.modes),
+        reason=reason,
+        added_tokens=change.added,
+        removed_tokens=change.removed,
+        moved_tokens=change.moved,
     )
     FeedAssignment.objects.bulk_create(
         [
-            FeedAssignment(
-                plan=plan,
-                account_id=a.account_id,
-                connection=a.connection,
-                instrument_token=a.token,
-                primary=a.primary,
-                mode=modes.get(a.token, "quote"),
-            )
+            _assignment(plan, a, desired.modes.get(a.token, "quote"), desired.reasons.get(a.token))
             for a in assignments
         ],
         batch_size=2000,
     )
     FeedPlan.objects.filter(version__lte=plan.version - PLANS_KEPT).delete()
     return plan
+
+
+def _assignment(plan: FeedPlan, a: Assignment, mode: str, why: TokenReason | None) -> FeedAssignment:
+    row = FeedAssignment(
+        plan=plan,
+        account_id=a.account_id,
+        connection=a.connection,
+        instrument_token=a.token,
+        primary=a.primary,
+        mode=mode,
+    )
+    if why is not None:
+        row.group, row.underlying, row.expiry, row.role = why.group, why.underlying, why.expiry, why.role
+        row.strike = None if why.strike is None else Decimal(str(why.strike))
+        row.strike_offset = why.strike_offset
+    return row
 
 
 def feed_supervise(*, client: redis.Redis) -> list[int]:
@@ -134,19 +207,22 @@ class Drift:
     stale_version: bool
 
 
-def feed_reconcile(*, client: redis.Redis) -> list[Drift]:
-    """Compare the plan in force with what the feeds report (they had a period to converge) and
-    push it again to feeds still on an older version; then re-plan, a no-op unless ATM, the watch
-    specs or account health moved."""
+def feed_reconcile(*, client: redis.Redis, now: float) -> list[Drift]:
+    """Compare the plan in force with what the feeds report (they had a period to converge), push it
+    again to feeds still on an older version, and record the drift found for operators."""
     plan = feed_plan_current()
-    drifts = [] if plan is None else [_drift(client, plan, account.pk) for account in _healthy_accounts()]
+    if plan is None:
+        return []
+    drifts = [_drift(client, plan, account.pk) for account in _healthy_accounts()]
     for drift in drifts:
         if drift.stale_version:
             client.publish(CONTROL_CHANNEL, json.dumps({"action": "plan", "version": plan.version}))
         FEED_DRIFT.labels(str(drift.account_id)).set(drift.planned - drift.reported)
         if drift.planned != drift.reported:
             logger.warning("feed drift: %s", drift)
-    feed_plan_refresh(client=client)
+    fixed = [asdict(drift) for drift in drifts if drift.stale_version or drift.planned != drift.reported]
+    if fixed:
+        client.set(DRIFT_LAST_KEY, json.dumps({"at": now, "plan_version": plan.version, "drifts": fixed}))
     return drifts
 
 
@@ -158,3 +234,19 @@ def _drift(client: redis.Redis, plan: FeedPlan, account_id: int) -> Drift:
     status = json.loads(raw)
     reported = sum(len(tokens) for tokens in status["connections"].values())
     return Drift(account_id, planned, reported, stale_version=status["plan_version"] < plan.version)
+
+
+DAY_DONE_TTL_S = 3 * 24 * 3600
+
+
+def trading_day_advance(*, client: redis.Redis, now: datetime) -> list[str]:
+    """Start each of the day's steps that is due on the market clock and not yet started today."""
+    day, due = day_steps_due(now, market_calendar())
+    started = []
+    for step in due:
+        if client.set(f"day:done:{day}:{step.name}", now.isoformat(), nx=True, ex=DAY_DONE_TTL_S):
+            current_app.send_task(step.task, kwargs={"reason": step.name} if step.replans else {})
+            started.append(step.name)
+    if started:
+        logger.info("trading day %s: started %s", day, started)
+    return started

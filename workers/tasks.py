@@ -1,8 +1,11 @@
 import asyncio
 import logging
+import time
 
 from celery import Task, shared_task
 
+from ticks import services as ticks_services
+from ticks.clocks import market_now
 from workers import services
 from workers.feed import feed_run
 
@@ -30,18 +33,49 @@ def feed(self: Task, account_id: int) -> str:
     return reason
 
 
-@shared_task(name="workers.feed_supervise", ignore_result=True, soft_time_limit=10, time_limit=20)
+@shared_task(name="feeds.supervise", ignore_result=True, soft_time_limit=10, time_limit=20)
 def feed_supervise() -> list[int]:
     """Beat, every ~5 s: start a feed for every healthy account without a live lease."""
     return services.feed_supervise(client=services.redis_client())
 
 
-@shared_task(name="workers.feed_reconcile", ignore_result=True, soft_time_limit=20, time_limit=40)
+@shared_task(name="feeds.rebalance", ignore_result=True, soft_time_limit=20, time_limit=40)
+def feed_rebalance(
+    reason: str = "beat backstop", crossed_at: float | None = None, market_at: float | None = None
+) -> int:
+    """Re-plan the fleet: asked by a feed whose underlying left its ATM band, and by beat (every ~5 s)
+    as the backstop that also follows account health and watch-spec changes."""
+    client = services.redis_client()
+    return services.feed_rebalance(
+        client=client, reason=reason, crossed_at=crossed_at, market_at=market_at
+    ).version
+
+
+@shared_task(name="feeds.reconcile", ignore_result=True, soft_time_limit=20, time_limit=40)
 def feed_reconcile() -> int:
-    """Beat, every ~15 s: re-plan around failed accounts and push corrections to drifting feeds."""
-    return len(services.feed_reconcile(client=services.redis_client()))
+    """Beat, every ~15 s: push the plan again to feeds whose subscriptions drifted from it."""
+    return len(services.feed_reconcile(client=services.redis_client(), now=time.time()))
 
 
-@shared_task(name="workers.feed_plan_refresh", ignore_result=True, soft_time_limit=20, time_limit=40)
-def feed_plan_refresh() -> int:
-    return services.feed_plan_refresh(client=services.redis_client()).version
+@shared_task(name="feeds.preopen_plan", ignore_result=True, soft_time_limit=20, time_limit=40)
+def feed_preopen_plan(reason: str = "preopen_plan") -> int:
+    """09:00 IST on a session: plan the day from the previous close before the first tick."""
+    return services.feed_rebalance(client=services.redis_client(), reason=reason).version
+
+
+@shared_task(name="feeds.expiry_roll", ignore_result=True, soft_time_limit=20, time_limit=40)
+def feed_expiry_roll(reason: str = "expiry_roll") -> int:
+    """15:30 IST on a session: expired chains leave the plan and the next expiries take their place."""
+    return services.feed_rebalance(client=services.redis_client(), reason=reason).version
+
+
+@shared_task(name="day.advance", ignore_result=True, soft_time_limit=10, time_limit=20)
+def trading_day_advance() -> list[str]:
+    """Beat, every ~5 s: start the trading day's steps that are due on the market clock."""
+    return services.trading_day_advance(client=services.redis_client(), now=market_now())
+
+
+@shared_task(name="day.token_expiry", ignore_result=True, soft_time_limit=20, time_limit=40)
+def broker_tokens_expire() -> list[str]:
+    """06:00 IST: accounts whose access token died show token_expired until the next login."""
+    return ticks_services.broker_tokens_expire(now=market_now())

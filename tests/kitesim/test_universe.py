@@ -13,6 +13,8 @@ from kitesim.universe import (
     CSV_HEADER,
     SEGMENT_CODES,
     Universe,
+    is_trading_day,
+    next_trading_day,
     universe_from_csv,
     universe_generate,
 )
@@ -36,10 +38,15 @@ def _expiries(u: Universe, underlying: str, kind: str = "CE") -> list[date]:
     return sorted({i.expiry for i in u.all() if i.underlying == underlying and i.instrument_type == kind})
 
 
-def test_expiries_match_the_real_august_2026_listing(universe: Universe, dump_rows: list[dict[str, str]]) -> None:
+def test_expiries_match_the_real_august_2026_listing(
+    universe: Universe, dump_rows: list[dict[str, str]]
+) -> None:
     def real(name: str, kind: str, count: int) -> list[date]:
-        found = {date.fromisoformat(r["expiry"]) for r in dump_rows
-                 if r["name"] == name and r["instrument_type"] == kind}
+        found = {
+            date.fromisoformat(r["expiry"])
+            for r in dump_rows
+            if r["name"] == name and r["instrument_type"] == kind
+        }
         return sorted(found)[:count]
 
     assert _expiries(universe, "NIFTY") == real("NIFTY", "CE", 7)
@@ -57,10 +64,18 @@ def test_weekdays_nifty_banknifty_tuesday_sensex_thursday(universe: Universe) ->
 
 
 def test_symbols_are_exactly_the_dumps(universe: Universe, dump_rows: list[dict[str, str]]) -> None:
-    real = {(r["name"], r["expiry"], float(r["strike"]), r["instrument_type"]): r["tradingsymbol"] for r in dump_rows}
+    real = {
+        (r["name"], r["expiry"], float(r["strike"]), r["instrument_type"]): r["tradingsymbol"]
+        for r in dump_rows
+    }
     compared = 0
     for inst in universe.all():
-        key = (inst.underlying, inst.expiry.isoformat() if inst.expiry else "", inst.strike, inst.instrument_type)
+        key = (
+            inst.underlying,
+            inst.expiry.isoformat() if inst.expiry else "",
+            inst.strike,
+            inst.instrument_type,
+        )
         if key in real:
             assert inst.tradingsymbol == real[key]
             compared += 1
@@ -82,8 +97,11 @@ def test_october_to_december_weeklies_use_o_n_d() -> None:
 def test_strike_steps_and_chain_width(universe: Universe) -> None:
     for underlying, step in (("NIFTY", 50), ("BANKNIFTY", 100), ("SENSEX", 100)):
         for expiry in _expiries(universe, underlying):
-            strikes = sorted(i.strike for i in universe.all()
-                             if i.underlying == underlying and i.expiry == expiry and i.instrument_type == "PE")
+            strikes = sorted(
+                i.strike
+                for i in universe.all()
+                if i.underlying == underlying and i.expiry == expiry and i.instrument_type == "PE"
+            )
             assert {b - a for a, b in itertools.pairwise(strikes)} == {step}
             assert len(strikes) == 81
 
@@ -103,7 +121,10 @@ def test_index_rows() -> None:
     u = universe_generate(SESSION)
     rows = {i.key: i for i in u.all() if i.segment == "INDICES"}
     assert {k: r.instrument_token for k, r in rows.items()} == {
-        "NSE:NIFTY 50": 256265, "NSE:NIFTY BANK": 260105, "BSE:SENSEX": 265}
+        "NSE:NIFTY 50": 256265,
+        "NSE:NIFTY BANK": 260105,
+        "BSE:SENSEX": 265,
+    }
     for row in rows.values():
         assert (row.instrument_type, row.tick_size, row.lot_size, row.expiry) == ("EQ", 0.0, 0, None)
 
@@ -115,7 +136,12 @@ def test_lots_ticks_freeze_and_segments(universe: Universe) -> None:
             continue
         lot, freeze, exchange = expected[inst.underlying]
         kind = "FUT" if inst.instrument_type == "FUT" else "OPT"
-        assert (inst.lot_size, inst.freeze_quantity, inst.exchange, inst.tick_size) == (lot, freeze, exchange, 0.05)
+        assert (inst.lot_size, inst.freeze_quantity, inst.exchange, inst.tick_size) == (
+            lot,
+            freeze,
+            exchange,
+            0.05,
+        )
         assert inst.segment == f"{exchange}-{kind}"
         assert inst.name == inst.underlying
 
@@ -124,7 +150,9 @@ def test_csv_is_kites_dump_format(universe: Universe) -> None:
     text = universe.csv()
     rows = list(csv.reader(io.StringIO(text)))
     assert tuple(rows[0]) == CSV_HEADER
-    numeric = [CSV_HEADER.index(c) for c in ("instrument_token", "last_price", "strike", "tick_size", "lot_size")]
+    numeric = [
+        CSV_HEADER.index(c) for c in ("instrument_token", "last_price", "strike", "tick_size", "lot_size")
+    ]
     assert all(row[i] != "" for row in rows[1:] for i in numeric)
     parsed = KiteConnect("k")._parse_instruments(text.encode())
     assert len(parsed) == len(universe)
@@ -176,3 +204,40 @@ def test_loading_the_real_dump() -> None:
         assert inst.instrument_token == inst.exchange_token << 8 | code
     full = universe_from_csv(DUMP, date(2026, 8, 17))
     assert len(full) > len(u) and full.by_key("NFO:NIFTY2681824350CE") is not None
+
+
+# --- exchange holidays (ticks.exchange_calendar: XBOM 2026) ------------------------------------------
+
+
+def test_a_holiday_friday_is_not_a_trading_day_and_the_weekly_expiry_that_week_stands() -> None:
+    assert not is_trading_day(date(2026, 12, 25))  # Christmas, a Friday
+    assert next_trading_day(date(2026, 12, 25)) == date(2026, 12, 28)
+    week = universe_generate(date(2026, 12, 21))
+    assert _expiries(week, "NIFTY")[:2] == [date(2026, 12, 22), date(2026, 12, 29)]  # Tuesdays
+    assert _expiries(week, "SENSEX")[0] == date(2026, 12, 31)
+
+
+def test_an_expiry_on_a_holiday_moves_to_the_previous_session() -> None:
+    # 2026-03-03 (a Tuesday, Holi) and 2026-03-31 (the last Tuesday of March) are XBOM holidays.
+    u = universe_generate(date(2026, 2, 25))
+    assert _expiries(u, "NIFTY")[:4] == [
+        date(2026, 3, 2),
+        date(2026, 3, 10),
+        date(2026, 3, 17),
+        date(2026, 3, 24),
+    ]
+    assert u.by_key("NFO:NIFTY2630224800CE") is not None  # the weekly symbol carries the real expiry
+    assert u.by_key("NFO:NIFTY2630324800CE") is None
+    assert date(2026, 3, 30) in _expiries(u, "NIFTY", "FUT") and date(2026, 3, 30) in _expiries(
+        u, "BANKNIFTY"
+    )
+    march = u.by_key("NFO:NIFTY26MAR24800PE")
+    assert march is not None and march.expiry == date(2026, 3, 30)
+
+
+def test_a_moved_monthly_expiry_trades_on_its_new_day_and_is_gone_after() -> None:
+    # 2026-11-24 is the last Tuesday of November and Guru Nanak Jayanti; 2026-05-28 the last Thursday of May.
+    assert universe_generate(date(2026, 11, 23)).by_key("NFO:BANKNIFTY26NOV52000CE") is not None
+    assert date(2026, 11, 23) == _expiries(universe_generate(date(2026, 11, 23)), "BANKNIFTY")[0]
+    assert _expiries(universe_generate(date(2026, 11, 25)), "BANKNIFTY")[0] == date(2026, 12, 29)
+    assert _expiries(universe_generate(date(2026, 5, 18)), "SENSEX")[0] == date(2026, 5, 27)

@@ -6,7 +6,7 @@ The kitesim, fleet and start_worker fixtures are the workers suite's (real kites
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -23,14 +23,13 @@ from orders.selectors import INSTRUMENTS
 from orders.services import TRADABLE_ACCOUNTS
 from tests.ticks.factories import BrokerAccountFactory, OptionFactory, UserFactory
 from tests.workers.conftest import fleet, kitesim, stack_env, start_worker  # noqa: F401 - shared fixtures
+from ticks.exchange_calendar import market_calendar
 from ticks.market_time import IST
 from ticks.models import BrokerAccount, ClientApiKey, Instrument
 
 
 def next_trading_day_at(hour: int) -> datetime:
-    day = timezone.localdate()
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
+    day = market_calendar().next_session(timezone.localdate())
     return datetime.combine(day, time(hour), tzinfo=IST)
 
 
@@ -43,7 +42,7 @@ def fresh_lookup_caches() -> None:
 
 @pytest.fixture(autouse=True)
 def market_open_clock(settings) -> datetime:
-    """A frozen market clock at 10:00 IST on the next weekday (kitesim tests switch to its clock)."""
+    """A frozen market clock at 10:00 IST on the next session (kitesim tests switch to its clock)."""
     now = next_trading_day_at(10)
     settings.MARKET_CLOCK = now.isoformat()
     return now

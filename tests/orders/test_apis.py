@@ -179,7 +179,7 @@ def test_outside_market_hours_only_amo_is_taken(
     settings.MARKET_CLOCK = market_open_clock.replace(hour=19).isoformat()
 
     assert trader.place(limit_body(option), key="a").json()["variety"] == [
-        "The market is closed (09:15-15:30 IST, weekdays): only AMO orders now."
+        "The market is closed (09:15-15:30 IST on trading days): only AMO orders now."
     ]
     assert trader.place(limit_body(option, variety="amo"), key="b").status_code == 201
 

@@ -95,6 +95,30 @@ def test_market_hours_are_0915_to_1530_ist_on_weekdays(moment: datetime, is_open
     assert market_open(moment) is is_open
 
 
+@pytest.mark.parametrize(
+    ("moment", "is_open"),
+    [
+        (datetime(2026, 12, 25, 10, 0, tzinfo=IST), False),  # Christmas, a Friday: XBOM holiday
+        (datetime(2026, 11, 24, 9, 15, tzinfo=IST), False),  # Guru Nanak Jayanti, a Tuesday
+        (datetime(2026, 12, 24, 10, 0, tzinfo=IST), True),
+        (datetime(2026, 12, 31, 15, 29, 59, tzinfo=IST), True),
+        (datetime(2027, 1, 4, 10, 0, tzinfo=IST), True),  # past the known holidays: a weekday trades
+    ],
+)
+def test_exchange_holidays_are_closed(moment: datetime, is_open: bool) -> None:
+    assert market_open(moment) is is_open
+
+
+def test_on_a_holiday_only_amo_orders_are_taken() -> None:
+    christmas = datetime(2026, 12, 25, 11, 0, tzinfo=IST)
+    december = replace(OPTION, expiry=date(2026, 12, 29))
+    error = invalid(LIMIT_BUY, december, now=christmas)
+    assert (error.field, "only AMO" in error.message) == ("variety", True)
+    assert validate_place(replace(LIMIT_BUY, variety="amo"), december, christmas, max_slices=10).slices == (
+        65,
+    )
+
+
 def test_outside_market_hours_only_amo_orders_are_taken() -> None:
     evening = MONDAY_10.replace(hour=18)
     error = invalid(LIMIT_BUY, now=evening)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
 from kitesim.testing import KitesimThread
+from ticks.clocks import market_now
 from ticks.models import BrokerAccount, WatchSpec
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite
 
@@ -94,12 +94,11 @@ def fleet(transactional_db, redis_client, kitesim: KitesimThread, settings) -> d
     settings.KITE_ROOT = kitesim.root
     settings.KITE_WS_ROOT = kitesim.ws_root
     settings.FEED_LEASE_TTL_MS = int(FAST_FEEDS["FEED_LEASE_TTL_MS"])
+    settings.MARKET_CLOCK = "kitesim"  # the plan follows kitesim's trading day, whatever the host's
     accounts = {}
     for name, secret, token in (("demo", "demosecret", "demotoken"), ("alt", "altsecret", "alttoken")):
         account = BrokerAccount(name=name, api_key=name, api_secret=secret)
-        accounts[name] = broker_account_set_token(
-            account=account, access_token=token, issued_at=timezone.now()
-        )
+        accounts[name] = broker_account_set_token(account=account, access_token=token, issued_at=market_now())
     instruments_refresh_from_kite(account=accounts["demo"])
     WatchSpec.objects.create(underlying="NIFTY", expiry_count=1, strikes_around_atm=2, mode="full")
     return accounts
@@ -118,6 +117,7 @@ def stack_env(kitesim: KitesimThread) -> dict[str, str]:
         "TEST_CHANNEL_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         "KITE_ROOT": kitesim.root,
         "KITE_WS_ROOT": kitesim.ws_root,
+        "MARKET_CLOCK": "kitesim",
     }
 
 

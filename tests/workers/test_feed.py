@@ -10,7 +10,6 @@ import pytest
 import redis
 import requests
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 from kiteconnect import KiteConnect
 from rest_framework.test import APIClient
 
@@ -18,13 +17,14 @@ from kitesim.testing import KitesimThread
 from tests.ticks.factories import UserFactory
 from tests.waiting import until
 from tests.workers.conftest import WorkerProcess
+from ticks.clocks import market_now
 from ticks.feeds.lease import lease_holder_sync
 from ticks.models import BrokerAccount
 from ticks.selectors import latest_ticks
 from ticks.services import broker_account_set_token
 from workers.control import feed_status_key
 from workers.selectors import feed_plan_current
-from workers.services import feed_plan_refresh, feed_reconcile, feed_supervise
+from workers.services import feed_plan_refresh, feed_supervise
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +130,7 @@ def test_a_rejected_token_moves_the_tokens_and_a_new_token_resumes(
 
     requests.post(f"{kitesim.root}/_sim/expire_tokens", json={"api_key": "demo"}, timeout=5)
     until(lambda: BrokerAccount.objects.get(name="demo").health == "token_expired")
-    feed_reconcile(client=redis_client)
+    feed_plan_refresh(client=redis_client)  # the rebalance backstop drains the failed account
     assert set(feed_plan_current().assignments.values_list("account_id", flat=True)) == {fleet["alt"].pk}
     mark = _newest_exchange_time(tokens)
     until(_ticking_after(tokens, mark), every=lambda: feed_supervise(client=redis_client))
@@ -142,7 +142,7 @@ def test_a_rejected_token_moves_the_tokens_and_a_new_token_resumes(
     request_token = request_token.split("request_token=")[1].split("&")[0]
     session = kite.generate_session(request_token, api_secret="demosecret")
     broker_account_set_token(
-        account=fleet["demo"], access_token=session["access_token"], issued_at=timezone.now()
+        account=fleet["demo"], access_token=session["access_token"], issued_at=market_now()
     )
     until(
         lambda: json.loads(redis_client.get(feed_status_key(fleet["demo"].pk)) or "{}").get("holder"),

@@ -150,20 +150,33 @@ CELERY_TASK_ROUTES = {
 ORDER_RECONCILE_S = env.float("ORDER_RECONCILE_S", default=5.0)  # the rest of the ORDER_* block is at the end
 ORDER_SWEEP_S = env.float("ORDER_SWEEP_S", default=15.0)
 BARS_SETTLE_S = env.float("BARS_SETTLE_S", default=60.0)
+FEED_REBALANCE_S = env.float("FEED_REBALANCE_S", default=5.0)
 BARS_GAP_FILL_S = env.float("BARS_GAP_FILL_S", default=300.0)
 # The whole beat schedule lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
-    "instruments-refresh-daily": {
-        "task": "ticks.instruments_refresh",
-        "schedule": crontab(hour=8, minute=30),  # 08:30 IST, CELERY_TIMEZONE
+    # The trading day (06:00 token rollover, 08:30 instruments, 09:00 pre-open plan, 09:15 live, 15:30
+    # expiry roll) runs on the market clock and the exchange calendar: day.advance starts each step once.
+    "day-advance": {"task": "day.advance", "schedule": 5.0, "options": {"expires": 5}},
+    "feeds-supervise": {"task": "feeds.supervise", "schedule": 5.0, "options": {"expires": 5}},
+    # Tick-driven re-plans come from the feeds; this is the backstop (and follows health and specs).
+    "feeds-rebalance": {
+        "task": "feeds.rebalance",
+        "schedule": FEED_REBALANCE_S,
+        "options": {"expires": FEED_REBALANCE_S},
     },
-    "feeds-supervise": {"task": "workers.feed_supervise", "schedule": 5.0, "options": {"expires": 5}},
-    "feeds-reconcile": {"task": "workers.feed_reconcile", "schedule": 15.0, "options": {"expires": 15}},
+    "feeds-reconcile": {"task": "feeds.reconcile", "schedule": 15.0, "options": {"expires": 15}},
     "greeks-snapshot": {"task": "greeks.snapshot", "schedule": 60.0, "options": {"expires": 60}},
     # Bars (README "Bars and history"): settle closed minutes against Kite's candles, fill gaps, prune.
     "bars-settle": {"task": "bars.settle", "schedule": BARS_SETTLE_S, "options": {"expires": BARS_SETTLE_S}},
-    "bars-fill-gaps": {"task": "bars.fill_gaps", "schedule": BARS_GAP_FILL_S, "options": {"expires": BARS_GAP_FILL_S}},
-    "bars-prune": {"task": "bars.prune", "schedule": crontab(hour=16, minute=0)},  # 16:00 IST, after the close
+    "bars-fill-gaps": {
+        "task": "bars.fill_gaps",
+        "schedule": BARS_GAP_FILL_S,
+        "options": {"expires": BARS_GAP_FILL_S},
+    },
+    "bars-prune": {
+        "task": "bars.prune",
+        "schedule": crontab(hour=16, minute=0),
+    },  # 16:00 IST, after the close
     # Orders: poll Kite's order book for live orders; re-enqueue orders stuck in PENDING/SUBMITTING.
     "orders-reconcile": {
         "task": "orders.reconcile",
@@ -207,6 +220,8 @@ FEED_WATCHDOG_S = env.float(
     "FEED_WATCHDOG_S", default=5.0
 )  # silence (no frame, no heartbeat) before reconnect
 FEED_REPORT_S = env.float("FEED_REPORT_S", default=2.0)
+# Strikes streamed beyond ATM ± N on each side, so ATM ± N stays covered while a re-centre is on its way.
+FEED_STRIKE_MARGIN = env.int("FEED_STRIKE_MARGIN", default=2)
 # The Redis pub/sub channel of plan and stop messages; pub/sub spans every database of a Redis.
 FEED_CONTROL_CHANNEL = env.str("FEED_CONTROL_CHANNEL", default="feeds:control")
 # When set, every feed appends its raw frames to <dir>/<account>-<epoch>.frames (see feed_replay).
@@ -230,9 +245,7 @@ if GREEKS_BACKEND not in ("numpy", "mibian"):
 
 # --- Bars (README "Bars and history") ------------------------------------
 # Days of bars kept per stored interval; bars.prune deletes older ones (0 or absent: kept forever).
-BARS_RETENTION_DAYS = env.dict(
-    "BARS_RETENTION_DAYS", cast={"value": int}, default={"minute": 400, "day": 0}
-)
+BARS_RETENTION_DAYS = env.dict("BARS_RETENTION_DAYS", cast={"value": int}, default={"minute": 400, "day": 0})
 # Kite's historical endpoint: 3 requests/s per api_key, shared fleet-wide (orders.ratelimit buckets).
 BARS_HISTORICAL_RATE_LIMITS = env.list("BARS_HISTORICAL_RATE_LIMITS", default=["3/1"])
 

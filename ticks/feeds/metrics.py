@@ -29,3 +29,9 @@ FEED_DRIFT = Gauge(
     ["account_id"],
     multiprocess_mode="mostrecent",
 )
+REBALANCE_ASKED = Counter("feed_rebalance_asked_total", "Re-plans asked by a tick leaving an ATM band")
+REBALANCE_LATENCY = Histogram(
+    "feed_rebalance_seconds",
+    "Crossing tick received to the first tick of a strike the re-plan added",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0),
+)

@@ -18,6 +18,8 @@ re-planning with unchanged inputs moves nothing and the feeds apply no diff.
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import Literal, NamedTuple
 
 ConnectionKey = tuple[int, int]  # (account_id, connection index)
@@ -384,8 +386,15 @@ def _build_plan(placement: _Placement, primary_of: Mapping[int, ConnectionKey]) 
         connection = placement.fleet[key]
         primary = dict.fromkeys(connection.options, True)
         primary.update((token, primary_of[token] == key) for token in connection.companions)
-        rows.extend(Assignment(token, key[0], key[1], primary[token]) for token in sorted(primary))
+        tokens = sorted(primary)
+        fields = zip(tokens, repeat(key[0]), repeat(key[1]), map(primary.__getitem__, tokens), strict=False)
+        rows.extend(map(_assignment, fields))
     return tuple(rows)
+
+
+# Assignment(*fields) runs a Python-level __new__ per row; tuple.__new__ builds the same NamedTuple
+# in C, a third of _build_plan's time at 30,000 tokens (bench/planner.py).
+_assignment = partial(tuple.__new__, Assignment)
 
 
 def _companion_primaries(

@@ -67,6 +67,42 @@ def atm_recentre(
     return AtmState(centre=nearest, moved_at=now)
 
 
+@dataclass(frozen=True)
+class AtmBand:
+    """The prices between which ``atm_recentre`` keeps its centre: a price outside, once the cooldown
+    has passed (``not_before``, epoch seconds), moves it. A feed watches its underlying's ticks against
+    the band so a re-plan starts on the tick that crosses it, not at the next beat."""
+
+    low: float
+    high: float
+    not_before: float
+
+    def crossed_by(self, price: float, now: float) -> bool:
+        return now >= self.not_before and not (self.low <= price <= self.high)
+
+
+def atm_band(
+    state: AtmState, strike_step: float, *, hysteresis: float = 0.6, cooldown_s: float = 5.0
+) -> AtmBand:
+    """The band of ``state``: centre ± max(hysteresis, 0.5) * strike_step; the cooldown from ``moved_at``.
+
+    The rule of ``atm_recentre`` (exactly, for a hysteresis of 0.5 or more): for a price inside the band
+    it returns ``state`` unchanged, and for a price outside, after the cooldown, it moves the centre.
+    """
+    _require_positive(strike_step, "strike_step")
+    reach = max(hysteresis, 0.5) * strike_step
+    return AtmBand(state.centre - reach, state.centre + reach, state.moved_at + cooldown_s)
+
+
+def atm_band_merge(bands: Sequence[AtmBand]) -> AtmBand:
+    """One underlying watched for several expiries: the tightest band, the earliest time it may move."""
+    if not bands:
+        raise ValueError("bands must not be empty")
+    return AtmBand(
+        max(band.low for band in bands), min(band.high for band in bands), min(b.not_before for b in bands)
+    )
+
+
 def strike_step(strikes: Sequence[float]) -> float:
     """The most common gap between neighbouring distinct strikes.
 

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 import redis
-from django.utils import timezone
 from kiteconnect import KiteConnect
 
 from kitesim.paths import previous_trading_day, session_open_epoch
 from kitesim.testing import KitesimThread
+from ticks.clocks import market_now
 from ticks.feeds.latest import LATEST_KEY
 from ticks.feeds.protocol import TICK_DTYPE
 from ticks.market_time import IST
@@ -76,7 +76,7 @@ def make_world(sim: KitesimThread, settings: object) -> KiteWorld:
     account = broker_account_set_token(
         account=BrokerAccount(name="demo", api_key=sim.api_key, api_secret=sim.api_secret),
         access_token=sim.access_token,
-        issued_at=timezone.now(),
+        issued_at=market_now(),
     )
     instruments_refresh_from_kite(account=account)
     WatchSpec.objects.create(underlying="NIFTY", expiry_count=1, strikes_around_atm=2, mode="full")

@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticks.feeds.strikes import AtmState, atm_recentre, strike_step, strikes_around
+from ticks.feeds.strikes import (
+    AtmBand,
+    AtmState,
+    atm_band,
+    atm_band_merge,
+    atm_recentre,
+    strike_step,
+    strikes_around,
+)
 
 NIFTY_STEP = 50.0
 
@@ -304,3 +312,44 @@ def test_strike_step_finds_the_grid_under_a_few_far_strikes(step: float, count: 
         top = round(top + multiple * step, 6)
         strikes.append(top)
     assert strike_step(strikes) == pytest.approx(step)
+
+
+# --- the band a feed watches ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("price", "crossed"),
+    [(25_030.0, False), (25_030.01, True), (24_970.0, False), (24_969.99, True), (25_000.0, False)],
+)
+def test_the_band_is_0_6_of_a_gap_either_side_of_the_centre(price: float, crossed: bool) -> None:
+    band = atm_band(AtmState(centre=25_000.0, moved_at=100.0), 50.0)
+
+    assert band.crossed_by(price, now=105.0) is crossed
+
+
+def test_the_band_waits_out_the_cooldown() -> None:
+    band = atm_band(AtmState(centre=25_000.0, moved_at=100.0), 50.0, cooldown_s=5.0)
+
+    assert not band.crossed_by(26_000.0, now=104.999)
+    assert band.crossed_by(26_000.0, now=105.0)
+
+
+@given(
+    price=st.floats(min_value=20_000, max_value=30_000, allow_nan=False),
+    centre_steps=st.integers(min_value=400, max_value=600),
+    now=st.floats(min_value=0, max_value=20),
+)
+def test_a_crossing_is_exactly_when_the_recentre_would_move(price: float, centre_steps: int, now: float) -> None:
+    state = AtmState(centre=centre_steps * 50.0, moved_at=0.0)
+
+    moved = atm_recentre(price, 50.0, state, now) != state
+
+    assert atm_band(state, 50.0).crossed_by(price, now) is moved
+
+
+def test_merged_bands_take_the_tightest_range_and_the_earliest_time() -> None:
+    bands = [AtmBand(24_970.0, 25_030.0, 10.0), AtmBand(24_940.0, 25_060.0, 5.0), AtmBand(24_980.0, 25_020.0, 8.0)]
+
+    assert atm_band_merge(bands) == AtmBand(24_980.0, 25_020.0, 5.0)
+    with pytest.raises(ValueError, match="bands"):
+        atm_band_merge([])

@@ -3,10 +3,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from kiteconnect.exceptions import KiteException
 from requests.exceptions import RequestException
 
+from ticks.clocks import market_now
 from ticks.models import BrokerAccount, WatchSpec
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite
 
@@ -51,5 +51,5 @@ class Command(BaseCommand):
         account.api_secret = DEMO_ACCOUNT["api_secret"]
         account.enabled = True
         return broker_account_set_token(
-            account=account, access_token=DEMO_ACCOUNT["access_token"], issued_at=timezone.now()
+            account=account, access_token=DEMO_ACCOUNT["access_token"], issued_at=market_now()
         )
