@@ -31,6 +31,7 @@ class Process:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not ready():
             if self.popen.poll() is not None or time.monotonic() > deadline:
+                self.kill()  # a process that started too slowly must not outlive the bench
                 raise SystemExit(f"{name} did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.1)
 

@@ -29,7 +29,6 @@ from kitesim.paths import (
     NiftyPath,
     NiftyReplay,
     SessionPaths,
-    is_trading_day,
     session_close_epoch,
     session_day,
     session_open_epoch,
@@ -37,7 +36,7 @@ from kitesim.paths import (
 )
 from kitesim.pricing import SECONDS_PER_YEAR, forward_price, round_to_tick
 from kitesim.trend import NiftyTrend, TrendSpec, trend_chain_levels, trend_strikes_each_side
-from kitesim.universe import UNDERLYINGS, Universe, universe_from_csv, universe_generate
+from kitesim.universe import UNDERLYINGS, Universe, is_trading_day, universe_from_csv, universe_generate
 from kitesim.wire import TickColumns
 from ticks.bars.intervals import INTERVAL_MINUTES
 

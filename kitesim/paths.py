@@ -17,7 +17,6 @@ import numpy as np
 from kitesim.clock import IST
 from kitesim.pricing import uniform01
 from kitesim.universe import NIFTY_REFERENCE_LEVEL, UNDERLYINGS, next_trading_day
-from kitesim.universe import is_trading_day as is_trading_day  # re-exported: kitesim.market imports it here
 from ticks.exchange_calendar import market_calendar
 
 SESSION_OPEN = time(9, 15)

@@ -33,7 +33,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def default_start_epoch(host_now: datetime | None = None) -> float:
-    """09:15 IST of the host's IST date (the next Monday at weekends): live at any hour."""
+    """09:15 IST of the host's IST date (the next session's at weekends and holidays): live at any hour."""
     today = (host_now or datetime.now(IST)).astimezone(IST).date()
     return session_open_epoch(session_day(session_open_epoch(today)))
 

@@ -10,7 +10,7 @@ it as the tests go (09:14:59 becomes 09:15 a second in), which is the point.
 Instants run three at a time (``TEST_CLOCK_JOBS``), each in a Redis database of its own; the test
 settings already give each run its own SQLite file, channel-layer prefix and feed control channel.
 
-Usage: ``python scripts/test_clock.py [NAME ...] [-- PYTEST ARGS]``; with no names, every instant.
+Usage: ``python scripts/test_clock.py [--help | NAME ...] [-- PYTEST ARGS]``; with no names, every instant.
 """
 
 import os
@@ -29,7 +29,10 @@ REDIS_BASE = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/",
 REDIS_DBS = (14, 13, 12, 11)
 
 # Where Indian market code breaks (all IST). 2026-12-08 is a Tuesday: NIFTY's weekly expiry.
+# 2026-12-25 (Friday) is Christmas, an exchange holiday: the market stays closed on a weekday.
 # 2026-12-31 (Thursday) is the last trading day of the month and the year, and SENSEX's expiry.
+# 2027-01-04 (Monday) is past the last year exchange-calendars lists holidays for: weekdays are taken
+# as sessions, with a warning and market_calendar_beyond_known_total counting.
 INSTANTS = {
     "saturday": "2026-12-05T12:00:00+05:30",
     "sunday": "2026-12-06T20:00:00+05:30",
@@ -40,8 +43,10 @@ INSTANTS = {
     "token-05:59:59": "2026-12-09T05:59:59+05:30",
     "token-06:00:01": "2026-12-09T06:00:01+05:30",
     "ist-23:59:59": "2026-12-09T23:59:59+05:30",
+    "holiday": "2026-12-25T10:00:00+05:30",
     "year-end-close": "2026-12-31T15:29:59+05:30",
     "year-end-23:59:59": "2026-12-31T23:59:59+05:30",
+    "new-year": "2027-01-04T09:20:00+05:30",
 }
 
 
@@ -102,6 +107,9 @@ def main(argv: list[str]) -> int:
     names, pytest_args = (
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     )
+    if {"-h", "--help"} & set(names):
+        print(__doc__, "Instants:", *(f"  {name}: {instant}" for name, instant in INSTANTS.items()), sep="\n")
+        return 0
     unknown = [name for name in names if name not in INSTANTS]
     if unknown:
         sys.exit(f"unknown instant(s) {unknown}; choose from {list(INSTANTS)}")

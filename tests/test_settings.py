@@ -65,3 +65,53 @@ def test_a_malformed_app_setting_stops_django_start_up_naming_it(name: str, valu
 
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("date,name\n2027-01-26,Republic Day\n2027-13-01,Nothing\n", "holidays.csv:3: not a YYYY-MM-DD date"),
+        ("# covers: next year\ndate,name\n", "holidays.csv:1: '# covers:' needs four-digit years"),
+        ("2027-01-26,Republic Day\n", "holidays.csv:1: expected the header 'date,name'"),
+    ],
+)
+def test_a_malformed_holidays_file_stops_django_start_up_naming_the_variable_file_and_line(
+    tmp_path: Path, lines: str, message: str
+) -> None:
+    holidays = tmp_path / "holidays.csv"
+    holidays.write_text(lines, encoding="utf-8")
+    result = _import_settings(
+        "django; django.setup()",
+        DJANGO_SETTINGS_MODULE="tickerproject.settings.base",
+        MARKET_HOLIDAYS_FILE=str(holidays),
+    )
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: MARKET_HOLIDAYS_FILE: {tmp_path / message}" in result.stderr
+
+
+def test_a_missing_holidays_file_stops_django_start_up_naming_the_variable_and_file(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-holidays.csv"
+    result = _import_settings(
+        "django; django.setup()",
+        DJANGO_SETTINGS_MODULE="tickerproject.settings.base",
+        MARKET_HOLIDAYS_FILE=str(missing),
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: MARKET_HOLIDAYS_FILE: cannot read the holidays file" in result.stderr
+    assert str(missing) in result.stderr
+
+
+def test_django_starts_with_a_well_formed_holidays_file(tmp_path: Path) -> None:
+    holidays = tmp_path / "holidays.csv"
+    holidays.write_text("# covers: 2027\ndate,name\n2027-01-26,Republic Day\n", encoding="utf-8")
+    result = _import_settings(
+        "datetime, django; django.setup(); from ticks.exchange_calendar import market_calendar;"
+        " print(market_calendar().known_until, market_calendar().is_session(datetime.date(2027, 1, 26)))",
+        DJANGO_SETTINGS_MODULE="tickerproject.settings.base",
+        MARKET_HOLIDAYS_FILE=str(holidays),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2027-12-31", "False"]

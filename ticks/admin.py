@@ -4,9 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
+from ticks.clocks import market_now
 from ticks.models import BrokerAccount, ClientApiKey, Instrument, WatchSpec
 from ticks.selectors import feed_capacity_report
 from ticks.services import broker_account_set_token
@@ -57,7 +57,8 @@ class BrokerAccountAdmin(admin.ModelAdmin):
         token_changed = "access_token" in form.changed_data and form.cleaned_data["access_token"]
         super().save_model(request, obj, form, change)
         if token_changed:
-            broker_account_set_token(account=obj, access_token=obj.access_token, issued_at=timezone.now())
+            # Kite stamps the token on its clock (kitesim's in the demo): it dies at the next 06:00 IST there.
+            broker_account_set_token(account=obj, access_token=obj.access_token, issued_at=market_now())
 
 
 @admin.register(Instrument)

@@ -17,6 +17,7 @@ from ticks.bars.intervals import KITE_MAX_SPAN_DAYS
 from ticks.bars.kite_history import KiteHistory, Window, candle_flags, candle_records
 from ticks.bars.services import bars_upsert
 from ticks.bars.watched import session_close, watched_underlyings
+from ticks.exchange_calendar import TradingCalendar, market_calendar
 from ticks.market_time import IST
 from ticks.models import Instrument
 
@@ -41,7 +42,7 @@ class BackfillTarget:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    days: tuple[date, ...]  # weekdays the request covers
+    days: tuple[date, ...]  # sessions the request covers
     window: Window
     complete_days: tuple[date, ...]  # of those, the days it covers whole and that have closed
 
@@ -76,23 +77,28 @@ def _covers_day(day: date, start: datetime, end: datetime, now: datetime) -> boo
 
 
 def backfill_chunks(
-    start: datetime, end: datetime, now: datetime, interval: str, done: set[date], *, chunk_days: int
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    interval: str,
+    done: set[date],
+    *,
+    chunk_days: int,
+    calendar: TradingCalendar,
 ) -> list[Chunk]:
-    """Requests for the weekdays of [start, end] not yet done, each within ``chunk_days`` calendar days."""
+    """Requests for the sessions of [start, end] not yet done, each within ``chunk_days`` calendar days.
+
+    Weekends and exchange holidays are never asked for, and do not split a run of pending sessions.
+    """
     end = min(end, now)
     first, last = start.astimezone(IST).date(), end.astimezone(IST).date()
     span = min(chunk_days, KITE_MAX_SPAN_DAYS[interval])
-    pending = [
-        first + timedelta(days=k)
-        for k in range((last - first).days + 1)
-        if (first + timedelta(days=k)).weekday() < 5 and (first + timedelta(days=k)) not in done
-    ]
+    days = (first + timedelta(days=k) for k in range((last - first).days + 1))
+    pending = [day for day in days if calendar.is_session(day) and day not in done]
     chunks: list[Chunk] = []
     run: list[date] = []
     for day in pending:
-        contiguous = run and all(
-            (run[-1] + timedelta(days=k)).weekday() >= 5 for k in range(1, (day - run[-1]).days)
-        )
+        contiguous = run and calendar.sessions_between(run[-1] + timedelta(days=1), day) == 0
         if run and (not contiguous or (day - run[0]).days >= span):
             chunks.append(_chunk(run, start, end, now))
             run = []
@@ -178,11 +184,12 @@ def bars_backfill(
     on_progress: Callable[[BackfillProgress], None] = lambda progress: None,
 ) -> BackfillResult:
     span = chunk_days or KITE_MAX_SPAN_DAYS[interval]
+    calendar = market_calendar()
     plans: list[tuple[BackfillTarget, Chunk]] = []
     skipped = 0
     for target in targets:
         done = set() if force else _done_days(client, interval, target.instrument_token)
-        chunks = backfill_chunks(start, end, now, interval, done, chunk_days=span)
+        chunks = backfill_chunks(start, end, now, interval, done, chunk_days=span, calendar=calendar)
         plans += [(target, chunk) for chunk in chunks]
         skipped += sum(1 for day in done if start.astimezone(IST).date() <= day <= end.astimezone(IST).date())
     written = 0

@@ -31,6 +31,7 @@ from ticks.bars.watched import (
     watched_clock_tokens,
     watched_underlyings,
 )
+from ticks.exchange_calendar import market_calendar
 from ticks.models import Bar, Instrument
 
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -140,7 +141,7 @@ def bars_settle(*, client: redis.Redis, history: KiteHistory, budget_s: float) -
     now = feed_clock(client, watched_clock_tokens())
     if now is None:  # nothing has ticked: no live bar to settle
         return result
-    day = current_session(now)
+    day = current_session(now, market_calendar())
     minutes = closed_minutes(day, now - SETTLE_AFTER)
     if not minutes:
         return result
@@ -185,11 +186,11 @@ def bars_fill_gaps(*, client: redis.Redis, history: KiteHistory) -> dict[int, in
     """Fetch only the closed 1-minute bars missing for the watched indices and futures.
 
     The session is the market clock's current one: today's once 09:15 has passed, otherwise (before
-    the open, at weekends) the previous session, so a service started before the open still has
-    yesterday's bars. Returns bars written per token.
+    the open, at weekends, on exchange holidays) the previous session, so a service started before
+    the open still has the last session's bars. Returns bars written per token.
     """
     now = bars_clock(client, watched_clock_tokens())
-    day = current_session(now)
+    day = current_session(now, market_calendar())
     minutes = closed_minutes(day, now)
     written: dict[int, int] = {}
     if not minutes:

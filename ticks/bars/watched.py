@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import redis
 
 from ticks.clocks import market_now
+from ticks.exchange_calendar import TradingCalendar
 from ticks.feeds.latest import latest_ticks_read
 from ticks.market_time import IST, MARKET_CLOSE, MARKET_OPEN
 from ticks.models import Instrument, WatchSpec
@@ -46,23 +47,16 @@ def session_close(day: date) -> datetime:
     return datetime.combine(day, MARKET_CLOSE, tzinfo=IST)
 
 
-def previous_weekday(day: date) -> date:
-    day -= timedelta(days=1)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
+def current_session(now: datetime, calendar: TradingCalendar) -> date:
+    """The session whose minutes ``now`` can have closed: today's once it opened, else the previous session's.
 
-
-def current_session(now: datetime) -> date:
-    """The session whose minutes ``now`` can have closed: today's once it opened, else the previous weekday's.
-
-    Exchange holidays are not modelled (as in orders.validation): on one, Kite has no candles and the
-    work finds nothing to do.
+    Before the open, at weekends and on exchange holidays that is the last session before today, so
+    nothing asks Kite for the candles of a day that did not trade.
     """
     today = now.astimezone(IST).date()
-    if today.weekday() < 5 and now >= session_open(today):
+    if calendar.is_session(today) and now >= session_open(today):
         return today
-    return previous_weekday(today)
+    return calendar.previous_session(today)
 
 
 def closed_minutes(day: date, now: datetime) -> list[datetime]:
@@ -120,7 +114,11 @@ def watched_underlyings(*, day: date, underlying: str | None = None) -> list[Wat
 def watched_clock_tokens() -> list[int]:
     """The watched indices and their listed futures: the full-mode rows whose exchange timestamps date the market."""
     names = list(WatchSpec.objects.filter(enabled=True).values_list("underlying", flat=True))
-    indexes = [index.instrument_token for index in (underlying_index(underlying=name) for name in names) if index is not None]
+    indexes = [
+        index.instrument_token
+        for index in (underlying_index(underlying=name) for name in names)
+        if index is not None
+    ]
     futures = Instrument.objects.filter(name__in=names, instrument_type=Instrument.Type.FUT, is_active=True)
     return indexes + list(futures.values_list("instrument_token", flat=True))
 

@@ -1,6 +1,6 @@
 """``manage.py bars_backfill`` against kitesim: progress, idempotent re-runs, resume, bad arguments."""
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from io import StringIO
 
 import pytest
@@ -11,6 +11,7 @@ from kiteconnect.exceptions import GeneralException
 from tests.ticks.bars.kite_world import NIFTY_50, KiteWorld
 from ticks.bars.backfill import BackfillProgress, backfill_chunks, backfill_targets, bars_backfill
 from ticks.bars.kite_history import kite_history_for
+from ticks.exchange_calendar import market_calendar
 from ticks.market_time import IST
 from ticks.models import Bar
 
@@ -102,6 +103,15 @@ def test_today_is_fetched_up_to_the_market_clock_and_never_marked_done(world: Ki
     assert "[1/1]" in again  # the open session is asked again: its newest minutes were still forming
 
 
+def test_a_holiday_in_the_range_is_never_asked_for(world: KiteWorld) -> None:
+    holiday = date(2026, 6, 26)  # a Friday, an XBOM holiday, before the simulated 2026-08-18
+    assert world.day() > holiday and not market_calendar().is_session(holiday)
+    output = _run("--token", str(NIFTY_50), "--from", "2026-06-25", "--to", "2026-06-29", "--chunk-days", "1")
+    assert "[2/2]" in output and "Done: 2 chunks, 2 requests, 750 bars written" in output
+    days = {start.astimezone(IST).date() for start in Bar.objects.values_list("start", flat=True)}
+    assert days == {date(2026, 6, 25), date(2026, 6, 29)}
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
@@ -126,6 +136,8 @@ def test_chunks_skip_weekends_and_done_days(world: KiteWorld) -> None:
     past = world.past_days(6)  # spans a weekend
     start = datetime.combine(past[0], time(0), tzinfo=IST)
     end = datetime.combine(past[-1], time(23, 59, 59), tzinfo=IST)
-    chunks = backfill_chunks(start, end, world.now(), "minute", {past[2]}, chunk_days=60)
+    chunks = backfill_chunks(
+        start, end, world.now(), "minute", {past[2]}, chunk_days=60, calendar=market_calendar()
+    )
     assert [c.days for c in chunks] == [tuple(past[:2]), tuple(past[3:])]
     assert all(c.complete_days == c.days for c in chunks)

@@ -13,6 +13,7 @@ from ticks.bars.services import bars_upsert
 from ticks.bars.settlement import SETTLE_AFTER
 from ticks.bars.tasks import fill_gaps, prune, settle
 from ticks.bars.watched import closed_minutes, current_session, session_open
+from ticks.exchange_calendar import market_calendar
 from ticks.market_time import IST
 from ticks.models import Bar
 
@@ -56,7 +57,8 @@ def test_settle_replaces_live_bars_with_kites_and_counts_the_difference(
     clock = world.now().replace(microsecond=0)
     tokens = [NIFTY_50, world.future.instrument_token]
     feed_clock_at(redis_client, clock, tokens)
-    minutes = closed_minutes(current_session(clock), clock - SETTLE_AFTER)  # the last one may still trade
+    # SETTLE_AFTER: the last closed minute may still take trades.
+    minutes = closed_minutes(current_session(clock, market_calendar()), clock - SETTLE_AFTER)
     # The live bars missed each minute's high by 0.5 (a sampled feed) on the first 10 minutes.
     bars_upsert(records=[r for t in tokens for r in _live_copies(world, t, minutes[:10], 0.5)])
     high_before = _sample("bars_settle_diff_total", field="high")
@@ -86,7 +88,7 @@ def test_fill_gaps_fills_exactly_the_missing_minutes(world: KiteWorld, redis_cli
     clock = world.now().replace(microsecond=0)
     tokens = [NIFTY_50, world.future.instrument_token]
     feed_clock_at(redis_client, clock, tokens)
-    minutes = closed_minutes(current_session(clock), clock)
+    minutes = closed_minutes(current_session(clock, market_calendar()), clock)
     holes = {minutes[0], minutes[3], minutes[4], minutes[-1]}
     kept = [m for m in minutes if m not in holes]
     live = [
@@ -148,11 +150,11 @@ def test_prune_keeps_what_retention_says(
 
 def test_tasks_run_in_a_real_worker(fleet, start_worker, kitesim, redis_client: redis.Redis) -> None:
     clock = datetime.fromtimestamp(int(kitesim.state.clock.now()), UTC)
-    minutes = closed_minutes(current_session(clock), clock)
+    minutes = closed_minutes(current_session(clock, market_calendar()), clock)
     if not minutes:  # kitesim starts at 09:15:00: let a few simulated minutes close (speed 10)
         kitesim.call(lambda: kitesim.state.clock.jump(300))
         clock = datetime.fromtimestamp(int(kitesim.state.clock.now()), UTC)
-        minutes = closed_minutes(current_session(clock), clock)
+        minutes = closed_minutes(current_session(clock, market_calendar()), clock)
     feed_clock_at(redis_client, clock, [NIFTY_50])
     start_worker(queues="default")
 
@@ -165,6 +167,6 @@ def test_tasks_run_in_a_real_worker(fleet, start_worker, kitesim, redis_client: 
     later = datetime.fromtimestamp(int(kitesim.state.clock.now()), UTC)
     feed_clock_at(redis_client, later, [NIFTY_50])
     settled = current_app.send_task("bars.settle").get(timeout=60)
-    newer = closed_minutes(current_session(later), later - SETTLE_AFTER)[len(minutes) :]
+    newer = closed_minutes(current_session(later, market_calendar()), later - SETTLE_AFTER)[len(minutes) :]
     assert settled["tokens"] == 2 and settled["replaced"] == 0 and settled["inserted"] >= len(newer) >= 2
     assert _minutes(NIFTY_50) == minutes + newer
