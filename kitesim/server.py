@@ -1,8 +1,9 @@
 """One aiohttp application: the WebSocket ticker (any path, on upgrade), Kite's REST API and ``/_sim``.
 
 A background pump steps the market every ``pump_interval`` real seconds, skips the closed market
-(past 15:30 IST the clock jumps to the next trading day's 09:15), counts stall faults down, drops
-sockets whose token expired, and hands the changes to the ticker hub.
+(after a session's 15:30 IST close the clock runs on for ``close_linger_s``, with no ticks, so clients
+see the close, the expiry roll and the evening; then it jumps to the next trading day's 09:15), counts
+stall faults down, drops sockets whose token expired, and hands the changes to the ticker hub.
 """
 
 import asyncio
@@ -21,14 +22,18 @@ from kitesim.clock import IST, SimClock
 from kitesim.control import register_control_routes
 from kitesim.faults import FaultPlan
 from kitesim.market import market_build
-from kitesim.paths import session_day, session_open_epoch
+from kitesim.paths import session_close_epoch, session_day, session_open_epoch
 from kitesim.replay import FrameRecorder, FrameReplay
 from kitesim.state import SimState
 from kitesim.ticker import HUB_KEY, TickerHub, ticker_handler
 from kitesim.trend import TrendSpec
+from kitesim.universe import is_trading_day
 
 log = logging.getLogger("kitesim.server")
 PUMP_INTERVAL_S = 0.1
+# Simulated seconds the clock runs on after 15:30 before jumping to the next session: long enough for
+# the service to see the close (its 15:30 expiry roll) on the same date, as it would in production.
+CLOSE_LINGER_S = 600.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,6 +56,7 @@ def build_state(
     trend: TrendSpec | None = None,
     instruments_csv: Path | None = None,
     strikes_each_side: int = 40,
+    close_linger_s: float = CLOSE_LINGER_S,
 ) -> SimState:
     start = default_start_epoch() if start_epoch is None else start_epoch
     clock = SimClock(start_epoch=start, speed=speed)
@@ -67,7 +73,16 @@ def build_state(
         accounts=AccountBook(accounts or [DEMO_ACCOUNT], start),
         market=market,
         faults=FaultPlan(),
+        close_linger_s=close_linger_s,
     )
+
+
+def closed_evening(now: float, linger_s: float) -> bool:
+    """Whether ``now`` is within ``linger_s`` after a session's 15:30 IST close: the clock runs on and
+    the market is shut (no ticks; tokens and sockets stay valid until the jump to the next session)."""
+    day = datetime.fromtimestamp(now, IST).date()
+    close = session_close_epoch(day)
+    return close <= now < close + linger_s and is_trading_day(day)
 
 
 def session_roll(clock: SimClock) -> float:
@@ -87,6 +102,9 @@ def _count_down_stall(faults: FaultPlan, elapsed: float) -> None:
 
 def pump_once(state: SimState, hub: TickerHub, replay: FrameReplay | None, elapsed: float) -> None:
     _count_down_stall(state.faults, elapsed)
+    if closed_evening(state.clock.now(), state.close_linger_s):
+        hub.drop_expired()
+        return
     now = session_roll(state.clock)
     changed = state.market.advance(now)
     hub.drop_expired()

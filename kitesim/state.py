@@ -39,3 +39,4 @@ class SimState:
     market: "Market"
     faults: FaultPlan = field(default_factory=FaultPlan)
     order_updates: OrderUpdateBus = field(default_factory=OrderUpdateBus)
+    close_linger_s: float = 0.0  # simulated seconds the clock runs on after a session's close

@@ -10,7 +10,8 @@ from kitesim.clock import IST, SimClock
 from kitesim.market import Market, market_build
 from kitesim.paths import NiftyReplay, session_open_epoch
 from kitesim.pricing import RISK_FREE_RATE, SECONDS_PER_YEAR, smile_vol
-from kitesim.server import default_start_epoch, session_roll
+from kitesim.server import build_state, closed_evening, default_start_epoch, pump_once, session_roll
+from kitesim.ticker import TickerHub
 
 pytestmark = pytest.mark.clock
 
@@ -59,7 +60,17 @@ def test_same_seed_same_schedule_same_market() -> None:
 def test_quotes_are_a_function_of_time_not_of_the_step_schedule() -> None:
     fine, coarse = _stepped(until=150, every=0.3), market_build(7, OPEN)
     coarse.advance(fine.now)
-    for name in ("last", "volume", "ltq", "oi", "bid_price", "bid_qty", "ask_price", "ask_orders", "timestamp"):
+    for name in (
+        "last",
+        "volume",
+        "ltq",
+        "oi",
+        "bid_price",
+        "bid_qty",
+        "ask_price",
+        "ask_orders",
+        "timestamp",
+    ):
         assert np.array_equal(getattr(fine.table, name), getattr(coarse.table, name)), name
 
 
@@ -117,8 +128,16 @@ def test_indices_carry_no_trading_fields(market: Market) -> None:
     assert all(level.quantity == 0 for level in quote.bids + quote.asks)
 
 
-@pytest.mark.parametrize("key", ["NFO:NIFTY26AUG24800CE", "NFO:NIFTY2681824600PE", "NFO:NIFTY26OCT25500CE",
-                                 "NFO:BANKNIFTY26SEP54300PE", "BFO:SENSEX26AUG81100CE"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "NFO:NIFTY26AUG24800CE",
+        "NFO:NIFTY2681824600PE",
+        "NFO:NIFTY26OCT25500CE",
+        "NFO:BANKNIFTY26SEP54300PE",
+        "BFO:SENSEX26AUG81100CE",
+    ],
+)
 def test_option_mid_is_black76_on_the_forward_with_the_smile(market: Market, key: str) -> None:
     inst = market.universe.by_key(key)
     assert inst is not None and inst.expiry is not None
@@ -184,8 +203,14 @@ def test_candles_are_consistent(market: Market) -> None:
     fives = market.candles(token, "5minute", OPEN, OPEN + 1799)
     assert [c[0] for c in fives] == [OPEN + 300 * k for k in range(6)]
     first = minutes[:5]
-    assert fives[0][1:] == (first[0][1], max(c[2] for c in first), min(c[3] for c in first), first[-1][4],
-                            sum(c[5] for c in first), first[-1][6])
+    assert fives[0][1:] == (
+        first[0][1],
+        max(c[2] for c in first),
+        min(c[3] for c in first),
+        first[-1][4],
+        sum(c[5] for c in first),
+        first[-1][6],
+    )
     fresh = market_build(7, OPEN)  # at 09:15:00 only the forming first minute exists
     assert [c[0] for c in fresh.candles(token, "minute", OPEN, OPEN + 300)] == [OPEN]
 
@@ -246,3 +271,35 @@ def test_contract_history_starts_at_listing(market: Market) -> None:
     days = market.candles(token, "day", OPEN - 400 * 86_400, OPEN + 3600)
     first = datetime.fromtimestamp(days[0][0], IST).date()
     assert first >= date(2026, 6, 29) and len(days) > 30
+
+
+def test_after_the_close_the_clock_runs_on_shut_then_jumps_to_the_next_session() -> None:
+    close = datetime(2026, 12, 8, 15, 30, tzinfo=IST).timestamp()
+
+    assert not closed_evening(close - 0.001, 600.0)
+    assert closed_evening(close, 600.0)
+    assert closed_evening(close + 599.9, 600.0)
+    assert not closed_evening(close + 600.0, 600.0)
+    assert not closed_evening(close, 0.0)
+    assert not closed_evening(datetime(2026, 12, 25, 15, 31, tzinfo=IST).timestamp(), 600.0)  # a holiday
+
+
+async def test_the_closed_evening_keeps_the_date_and_the_tokens_and_sends_no_ticks() -> None:
+    state = build_state(
+        seed=3,
+        speed=60.0,
+        start_epoch=datetime(2026, 12, 8, 15, 29, 50, tzinfo=IST).timestamp(),
+        close_linger_s=600.0,
+    )
+    hub = TickerHub(state)
+    state.market.advance(state.clock.now())
+    state.clock.jump(15.0)  # 15:30:05
+
+    pump_once(state, hub, None, 0.1)
+
+    assert state.clock.now_ist().date() == date(2026, 12, 8)
+    assert state.market.session == date(2026, 12, 8)
+    assert state.accounts.authenticate("demo", "demotoken", state.clock.now()) is not None
+    state.clock.jump(600.0)  # 15:40:05: the jump to the next session's open
+    pump_once(state, hub, None, 0.1)
+    assert state.clock.now_ist().date() == date(2026, 12, 9)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from _pytest.fixtures import SubRequest
 
 from kitesim.paths import session_day
 from kitesim.server import default_start_epoch
@@ -57,7 +56,7 @@ def expiries() -> tuple[date, date]:
 
 
 @pytest.fixture
-def kitesim(request: SubRequest) -> Iterator[KitesimThread]:
+def kitesim(request: pytest.FixtureRequest) -> Iterator[KitesimThread]:
     """Overrides tests.workers.conftest's: with ``indirect`` parametrisation, the clock starts at that
     IST time of day on the expiry day at ``SPEED``; without it, the conftest's calm market."""
     at: clock_time | None = getattr(request, "param", None)

@@ -12,7 +12,7 @@ from kitesim.accounts import parse_account_spec
 from kitesim.clock import IST
 from kitesim.market import PATHS
 from kitesim.replay import FrameReplay
-from kitesim.server import build_state, serve
+from kitesim.server import CLOSE_LINGER_S, build_state, serve
 from kitesim.trend import TrendSpec
 
 DEFAULT_TREND = TrendSpec()
@@ -80,6 +80,13 @@ class Command(BaseCommand):
             help=f"--path trend: seeded noise bound (default {DEFAULT_TREND.noise_points})",
         )
         parser.add_argument("--strikes", type=int, default=40, help="strikes each side of the money")
+        parser.add_argument(
+            "--close-linger",
+            type=float,
+            default=CLOSE_LINGER_S,
+            metavar="SECONDS",
+            help="simulated seconds the clock runs on after 15:30 (no ticks) before the next session",
+        )
         parser.add_argument("--start", help="simulated start, ISO date-time (IST if no offset)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -97,6 +104,7 @@ class Command(BaseCommand):
                 trend=_trend(options),
                 instruments_csv=options["instruments"],
                 strikes_each_side=options["strikes"],
+                close_linger_s=options["close_linger"],
             )
         except (ValueError, OSError) as exc:
             raise CommandError(str(exc)) from exc
