@@ -79,7 +79,6 @@ from ticks.models import BrokerAccount, Instrument, WatchSpec  # noqa: E402
 from ticks.selectors import OPTION_TYPES, chain_strikes, latest_ticks, underlying_index  # noqa: E402
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
 from workers.control import feed_status_key  # noqa: E402
-from workers.models import FeedPlan  # noqa: E402
 from workers.selectors import feed_plan_current  # noqa: E402
 from workers.services import feed_plan_refresh, feed_supervise, redis_client  # noqa: E402
 
@@ -100,7 +99,7 @@ class Seen:
     uncovered: int = 0
     longest_gap_s: float = 0.0
     strikes_walked: float = 0.0
-    tick_plans: int = 0
+    plans: int = 0  # plan versions made while observing
 
 
 @dataclass(frozen=True)
@@ -199,6 +198,7 @@ def _observe(spec: Round, seen: Seen) -> None:
     client = redis_client()
     chains = _chains()
     first = _prices(chains)
+    first_version = feed_plan_current().version
     gap_started: float | None = None
     deadline = time.monotonic() + spec.seconds
     while time.monotonic() < deadline:
@@ -222,7 +222,7 @@ def _observe(spec: Round, seen: Seen) -> None:
         record = json.loads(raw)
         by_version[record["version"]] = min(by_version.get(record["version"], np.inf), record["seconds"])
     seen.latencies = sorted(by_version.values())
-    seen.tick_plans = FeedPlan.objects.filter(reason__startswith="tick").count()
+    seen.plans = feed_plan_current().version - first_version
 
 
 def _run(spec: Round) -> Seen:
@@ -257,7 +257,7 @@ def _report(spec: Round, seen: Seen) -> None:
         f"\n{spec.name}: kitesim speed {spec.speed:g}, NIFTY {spec.points_per_min:g} points a simulated minute, "
         f"{spec.seconds:g} s"
     )
-    print(f"  NIFTY walked {seen.strikes_walked:.1f} strikes; {seen.tick_plans} plans asked by ticks")
+    print(f"  NIFTY walked {seen.strikes_walked:.1f} strikes; {seen.plans} plan versions")
     if latencies.size:
         p50, p99 = np.percentile(latencies, [50, 99])
         print(

@@ -31,14 +31,8 @@ from ticks.feeds.strikes import (
 )
 from ticks.market_time import IST, expiry_close
 from ticks.models import Instrument, WatchSpec
-from ticks.selectors import (
-    OPTION_TYPES,
-    chain_expiries,
-    chain_strikes,
-    expiries_of_kind,
-    underlying_index,
-    watch_specs_by_priority,
-)
+from ticks.selectors import expiries_of_kind, watch_specs_by_priority
+from workers.listing import Chain, listing_current
 
 COMPANION_MODE = "full"  # index and futures in full: exchange timestamps, depth for the forward
 
@@ -89,20 +83,22 @@ def feed_desired(
     if not calendar.is_session(day):
         return Desired((), {}, (), closed=f"{day}: no session (weekend or exchange holiday)")
     collected = _Collector()
+    listing = listing_current()
     specs = watch_specs_by_priority(WatchSpec.objects.filter(enabled=True))
-    sources = {spec.underlying: _price_source(spec.underlying, now) for spec in specs}
-    found = [source for source in sources.values() if source is not None]
-    prices = _prices(redis_client, found, fallback_prices)
+    sources = {spec.underlying: listing.price_source(spec.underlying, now) for spec in specs}
+    prices = _prices(redis_client, {found[0] for found in sources.values() if found}, fallback_prices)
+    windows = []
     for spec in specs:
         source = sources[spec.underlying]
         if source is None:
             collected.problems.append(f"{spec.underlying}: no index or live future to price it")
-            continue
-        price = prices.get(source.instrument_token)
-        if price is None:
-            collected.problems.append(f"{spec.underlying}: no price for {source} yet")
-            continue
-        _spec_groups(collected, spec, source, price, now, redis_client)
+        elif source[0] not in prices:
+            collected.problems.append(f"{spec.underlying}: no price for token {source[0]} yet")
+        else:
+            windows += _spec_windows(spec, listing.chain(spec.underlying), source, prices[source[0]], now)
+    states = _centres(redis_client, windows, now.timestamp())
+    for window, state in zip(windows, states, strict=True):
+        _collect(collected, window, state)
     return collected.desired()
 
 
@@ -111,103 +107,84 @@ def expiries_live(expiries: list[date], now: datetime) -> list[date]:
     return [expiry for expiry in expiries if expiry_close(expiry) > now]
 
 
-def _spec_groups(
-    collected: _Collector,
-    spec: WatchSpec,
-    source: Instrument,
-    price: float,
-    now: datetime,
-    redis_client: redis.Redis,
-) -> None:
-    day = now.astimezone(IST).date()
-    expiries = expiries_live(chain_expiries(underlying=spec.underlying, on_or_after=day), now)
-    futures = _live_futures(spec.underlying, now)
-    for expiry in expiries_of_kind(expiries, spec.expiry_kind)[: spec.expiry_count]:
-        strikes = [float(strike) for strike in chain_strikes(underlying=spec.underlying, expiry=expiry)]
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One expiry group of one spec, before its centre is known."""
+
+    spec: WatchSpec
+    chain: Chain
+    expiry: date
+    strikes: list[float]
+    step: float
+    source: tuple[int, str]  # the price token and its role
+    price: float
+    companions: dict[int, str]  # token -> role
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec.underlying}:{self.expiry}"
+
+
+def _spec_windows(
+    spec: WatchSpec, chain: Chain, source: tuple[int, str], price: float, now: datetime
+) -> list[_Window]:
+    futures = chain.live_futures(now)
+    windows = []
+    for expiry in expiries_of_kind(chain.expiries(now), spec.expiry_kind)[: spec.expiry_count]:
+        strikes = chain.strikes(expiry)
         if len(strikes) < 2:
             continue
-        key = f"{spec.underlying}:{expiry}"
-        step = strike_step(strikes)
-        state = _centre(redis_client, key, price, step, now.timestamp())
-        collected.bands.setdefault(source.instrument_token, []).append(atm_band(state, step))
-        options = _options(spec, expiry, strikes, state.centre)
-        companions = {source.instrument_token: "index" if source.segment == "INDICES" else "future"}
-        near = [token for token, future_expiry in futures[:1]]
-        same = [token for token, future_expiry in futures if future_expiry == expiry]
-        companions.update(dict.fromkeys([*near, *same], "future"))
-        _collect(collected, spec, key, expiry, options, companions)
+        companions = dict.fromkeys([token for token, _ in futures[:1]], "future")
+        companions.update(dict.fromkeys((token for token, e in futures if e == expiry), "future"))
+        companions[source[0]] = source[1]
+        windows.append(_Window(spec, chain, expiry, strikes, strike_step(strikes), source, price, companions))
+    return windows
 
 
-def _options(
-    spec: WatchSpec, expiry: date, strikes: list[float], centre: float
-) -> dict[int, tuple[float, int]]:
-    """token -> (strike, offset from the centre) for the window: ATM ± (N + FEED_STRIKE_MARGIN).
+def _collect(collected: _Collector, window: _Window, state: AtmState) -> None:
+    """The window's options, ATM ± (N + FEED_STRIKE_MARGIN) around its centre, and its companions.
 
     The margin keeps ATM ± N streamed while a re-centre is on its way (the price has passed half a
     strike gap before the band even triggers)."""
-    window = strikes_around(strikes, centre, spec.strikes_around_atm + settings.FEED_STRIKE_MARGIN)
-    middle = strikes_around(window, centre, 0)[0]
-    offsets = {strike: index - window.index(middle) for index, strike in enumerate(window)}
-    rows = Instrument.objects.filter(
-        name=spec.underlying,
-        expiry=expiry,
-        strike__in=window,
-        instrument_type__in=OPTION_TYPES,
-        is_active=True,
-    ).values_list("instrument_token", "strike")
-    return {token: (float(strike), offsets[float(strike)]) for token, strike in rows}
-
-
-def _collect(
-    collected: _Collector,
-    spec: WatchSpec,
-    key: str,
-    expiry: date,
-    options: dict[int, tuple[float, int]],
-    companions: dict[int, str],
-) -> None:
-    collected.groups.append(DesiredGroup(key, frozenset(options), frozenset(companions)))
+    spec, key = window.spec, window.key
+    collected.bands.setdefault(window.source[0], []).append(atm_band(state, window.step))
+    strikes = strikes_around(
+        window.strikes, state.centre, spec.strikes_around_atm + settings.FEED_STRIKE_MARGIN
+    )
+    middle = strikes.index(strikes_around(strikes, state.centre, 0)[0])
+    offsets = {strike: index - middle for index, strike in enumerate(strikes)}
+    options = window.chain.tokens(window.expiry, strikes)
+    collected.groups.append(DesiredGroup(key, frozenset(options), frozenset(window.companions)))
     collected.modes.update(dict.fromkeys(options, spec.mode))
-    collected.modes.update(dict.fromkeys(companions, COMPANION_MODE))
-    for token, (strike, offset) in options.items():
-        collected.reasons[token] = TokenReason(key, spec.underlying, expiry, strike, offset, "option")
-    for token, role in companions.items():
+    collected.modes.update(dict.fromkeys(window.companions, COMPANION_MODE))
+    for token, strike in options.items():
+        collected.reasons[token] = TokenReason(
+            key, spec.underlying, window.expiry, strike, offsets[strike], "option"
+        )
+    for token, role in window.companions.items():
         collected.reasons.setdefault(token, TokenReason(key, spec.underlying, None, None, None, role))
 
 
-def _live_futures(underlying: str, now: datetime) -> list[tuple[int, date]]:
-    """(token, expiry) of the underlying's futures still trading, nearest first."""
-    futures = Instrument.objects.filter(
-        name=underlying,
-        instrument_type=Instrument.Type.FUT,
-        is_active=True,
-        expiry__gte=now.astimezone(IST).date(),
-    )
-    rows = futures.order_by("expiry").values_list("instrument_token", "expiry")
-    return [(token, expiry) for token, expiry in rows if expiry_close(expiry) > now]
-
-
-def _price_source(underlying: str, now: datetime) -> Instrument | None:
-    """The index where settings.UNDERLYING_INDEX names one, else the nearest live future (stock F&O:
-    the NFO dump lists no equities)."""
-    index = underlying_index(underlying=underlying)
-    if index is not None or underlying in settings.UNDERLYING_INDEX:
-        return index
-    futures = _live_futures(underlying, now)
-    return Instrument.objects.filter(instrument_token=futures[0][0]).first() if futures else None
-
-
-def _prices(redis_client: redis.Redis, sources: list[Instrument], fallback: PriceSource) -> dict[int, float]:
-    rows = latest_ticks_read(redis_client, [source.instrument_token for source in sources])
+def _prices(redis_client: redis.Redis, tokens: set[int], fallback: PriceSource) -> dict[int, float]:
+    rows = latest_ticks_read(redis_client, sorted(tokens))
     prices = {int(row["instrument_token"]): float(row["last_price"]) for row in rows if row["last_price"] > 0}
-    missing = [source for source in sources if source.instrument_token not in prices]
+    missing = list(Instrument.objects.filter(instrument_token__in=tokens - prices.keys(), is_active=True))
     return prices | (fallback(missing) if missing else {})
 
 
-def _centre(redis_client: redis.Redis, key: str, price: float, step: float, now: float) -> AtmState:
-    stored = redis_client.get(f"feeds:atm:{key}")
-    previous = AtmState(**json.loads(stored)) if stored else None
-    state = atm_recentre(price, step, previous, now)
-    if state != previous:
-        redis_client.set(f"feeds:atm:{key}", json.dumps({"centre": state.centre, "moved_at": state.moved_at}))
-    return state
+def _centres(redis_client: redis.Redis, windows: list[_Window], now: float) -> list[AtmState]:
+    """Each window's ATM state after seeing its price: one MGET, one MSET of those that moved."""
+    if not windows:
+        return []
+    keys = [f"feeds:atm:{window.key}" for window in windows]
+    stored = redis_client.mget(keys)
+    states, moved = [], {}
+    for key, raw, window in zip(keys, stored, windows, strict=True):
+        previous = AtmState(**json.loads(raw)) if raw else None
+        state = atm_recentre(window.price, window.step, previous, now)
+        if state != previous:
+            moved[key] = json.dumps({"centre": state.centre, "moved_at": state.moved_at})
+        states.append(state)
+    if moved:
+        redis_client.mset(moved)
+    return states

@@ -30,19 +30,18 @@ def test_live_feeds_converge_on_the_plan_and_the_report_says_so(
     start_worker()
     feed_supervise(client=redis_client)
 
-    def converged() -> list[dict] | None:
-        rows = client.get("/api/v1/feeds/plan").json()["connections"]
+    def converged() -> dict | None:
+        """The report once every feed is on the plan in force (the feeds' own tick-driven re-plans may
+        have moved it past the first version meanwhile)."""
+        body = client.get("/api/v1/feeds/plan", {"limit": 1}).json()
         done = all(
-            row["reported_plan_version"] == plan.version
+            row["reported_plan_version"] == body["plan"]["version"]
             and row["tokens"]["missing_count"] == row["tokens"]["unplanned_count"] == 0
-            for row in rows
+            for row in body["connections"]
         )
-        return rows if done else None
+        return body if done else None
 
     until(converged)
-    rows = converged()
-    assert rows is not None
-    body = client.get("/api/v1/feeds/plan", {"limit": 1}).json()
-    assert (
-        sum(row["tokens"]["planned"] for row in rows) == body["tokens"]["count"] == plan.assignments.count()
-    )
+    body = converged()
+    assert body is not None
+    assert sum(row["tokens"]["planned"] for row in body["connections"]) == body["tokens"]["count"] > 0
