@@ -24,7 +24,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 def _assignments_url(plan: FeedPlan) -> str:
-    return f"{reverse('admin:workers_feedassignment_changelist')}?plan__id__exact={plan.pk}"
+    return f"{reverse('admin:workers_feedassignment_changelist')}?in_plan={plan.version}"
+
+
+class InPlanFilter(admin.SimpleListFilter):
+    """The rows in force at a version (a version stores only the rows it placed and retired)."""
+
+    title = "in force at"
+    parameter_name = "in_plan"
+    VERSIONS_LISTED = 20
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        versions = FeedPlan.objects.order_by("-version").values_list("version", flat=True)
+        return [(str(version), f"v{version}") for version in versions[: self.VERSIONS_LISTED]]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[FeedAssignment]) -> QuerySet[FeedAssignment]:
+        if self.value() is None:
+            return queryset
+        plan = FeedPlan.objects.filter(version=int(self.value())).first() if self.value().isdigit() else None
+        return queryset.in_plan(plan) if plan is not None else queryset.none()
 
 
 @admin.register(FeedPlan)
@@ -146,8 +164,9 @@ class FeedAssignmentAdmin(ReadOnlyAdmin):
         "connection",
         "mode",
         "plan",
+        "retired_in",
     ]
-    list_filter = ["plan", "account", "connection", "role", "underlying", "primary"]
+    list_filter = [InPlanFilter, "account", "connection", "role", "underlying", "primary"]
     search_fields = ["=instrument_token", "=underlying"]
     ordering = ["-plan__version", "account__name", "connection", "instrument_token"]
     show_full_result_count = False

@@ -36,8 +36,10 @@ def feed_connection_plan(*, account_id: int) -> AccountPlan:
     plan = feed_plan_current()
     if plan is None:
         return AccountPlan(0, {}, frozenset())
-    rows = FeedAssignment.objects.filter(plan=plan, account_id=account_id).values_list(
-        "connection", "instrument_token", "mode", "primary"
+    rows = (
+        FeedAssignment.objects.in_plan(plan)
+        .filter(account_id=account_id)
+        .values_list("connection", "instrument_token", "mode", "primary")
     )
     connections: dict[int, dict[int, str]] = defaultdict(dict)
     primary: set[int] = set()
@@ -245,7 +247,7 @@ def feed_assignment_list(
     """Assignments with their account, plan and the instrument's tradingsymbol, in a fixed order."""
     rows = FeedAssignment.objects.select_related("account", "plan").annotate(tradingsymbol=_tradingsymbol())
     if plan is not None:
-        rows = rows.filter(plan=plan)
+        rows = rows.in_plan(plan)
     if account is not None:
         rows = rows.filter(account=account)
     if underlying is not None:

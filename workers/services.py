@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,7 +36,9 @@ from workers.selectors import feed_plan_current
 
 logger = logging.getLogger(__name__)
 
-PLANS_KEPT = 20
+PLAN_LOCK_KEY = "feeds:plan:lock"
+PLAN_LOCK_S, PLAN_LOCK_WAIT_S = 30, 15  # a re-plan's task is stopped at 20 s
+PLANS_KEPT = 200  # versions kept for operators; each holds only its change
 
 
 def redis_client() -> redis.Redis:
@@ -72,6 +75,15 @@ def feed_plan_refresh(
     on the plan message so the feeds can time crossing -> first tick of a new strike. ``market_at`` is
     that tick's exchange time: the market is at least there, whatever the market clock extrapolates.
     """
+    # One re-plan at a time across every worker: tick asks, the backstop and the day's steps overlap,
+    # and each stores its change against the rows in force.
+    with client.lock(PLAN_LOCK_KEY, timeout=PLAN_LOCK_S, blocking_timeout=PLAN_LOCK_WAIT_S):
+        return _plan_refresh(client, reason, crossed_at, market_at)
+
+
+def _plan_refresh(
+    client: redis.Redis, reason: str, crossed_at: float | None, market_at: float | None
+) -> FeedPlan:
     now = market_now()
     if market_at is not None:
         now = max(now, datetime.fromtimestamp(market_at, tz=UTC))
@@ -82,7 +94,8 @@ def feed_plan_refresh(
         AccountCapacity(a.pk, True, a.max_connections, a.tokens_per_connection) for a in _healthy_accounts()
     ]
     current = feed_plan_current()
-    previous = tuple(_assignments(current)) if current else None
+    in_force = list(_rows_in_force())  # the plan in force: the lock keeps other writers out
+    previous = _as_assignments(in_force)
     result = plan_assign(desired.groups, accounts, previous)
     errors = [*desired.problems, *(error.message for error in result.errors)]
     bands_changed = bands_store(client, desired.bands)
@@ -91,7 +104,7 @@ def feed_plan_refresh(
             client.publish(CONTROL_CHANNEL, json.dumps({"action": "bands"}))
         return current
     change = _change(previous or (), result)
-    plan = _plan_store(result.plan, desired, errors, change, _reason(reason, desired, change))
+    plan = _plan_store(result.plan, desired, errors, change, _reason(reason, desired, change), in_force)
     client.set(PLAN_VERSION_KEY, plan.version)
     message = {"action": "plan", "version": plan.version, "crossed_at": crossed_at}
     client.publish(CONTROL_CHANNEL, json.dumps(message))
@@ -137,17 +150,40 @@ def _same(
     return previous == tuple(sorted(new)) and current.errors == errors
 
 
-def _assignments(plan: FeedPlan) -> list[Assignment]:
-    rows = plan.assignments.values_list("instrument_token", "account_id", "connection", "primary")
-    return sorted(
-        Assignment(token, account, connection, primary) for token, account, connection, primary in rows
+# What makes two assignment rows of one (token, account, connection) the same row. A token's
+# underlying, expiry and strike never change (the group names the expiry), so they are not compared.
+_ROW_FIELDS = ("primary", "mode", "group", "strike_offset", "role")
+_CHUNK = 2000
+
+
+def _rows_in_force() -> Iterable[tuple]:
+    """(pk, token, account_id, connection, *_ROW_FIELDS) of every row in force."""
+    return FeedAssignment.objects.in_force().values_list(
+        "pk", "instrument_token", "account_id", "connection", *_ROW_FIELDS
+    )
+
+
+def _as_assignments(rows: list[tuple]) -> tuple[Assignment, ...]:
+    """The planner's view of rows from ``_rows_in_force``: primary is the first of ``_ROW_FIELDS``."""
+    return tuple(
+        sorted(
+            Assignment(token, account, connection, fields[0])
+            for _, token, account, connection, *fields in rows
+        )
     )
 
 
 @transaction.atomic
 def _plan_store(
-    assignments: tuple[Assignment, ...], desired: Desired, errors: list[str], change: _Change, reason: str
+    assignments: tuple[Assignment, ...],
+    desired: Desired,
+    errors: list[str],
+    change: _Change,
+    reason: str,
+    in_force: list[tuple],
 ) -> FeedPlan:
+    """A new version that retires the rows that changed and places their replacements (a re-centre
+    writes a few dozen rows, not the fleet's 30,000)."""
     latest = FeedPlan.objects.select_for_update().order_by("-version").first()
     plan = FeedPlan.objects.create(
         version=(latest.version + 1) if latest else 1,
@@ -158,15 +194,46 @@ def _plan_store(
         removed_tokens=change.removed,
         moved_tokens=change.moved,
     )
-    FeedAssignment.objects.bulk_create(
-        [
-            _assignment(plan, a, desired.modes.get(a.token, "quote"), desired.reasons.get(a.token))
-            for a in assignments
-        ],
-        batch_size=2000,
-    )
-    FeedPlan.objects.filter(version__lte=plan.version - PLANS_KEPT).delete()
+    wanted = {
+        (a.token, a.account_id, a.connection): _row_values(
+            a, desired.modes.get(a.token, "quote"), desired.reasons
+        )
+        for a in assignments
+    }
+    kept = set()
+    retired = []
+    for pk, token, account_id, connection, *values in in_force:
+        key = (token, account_id, connection)
+        if wanted.get(key) == tuple(values):
+            kept.add(key)
+        else:
+            retired.append(pk)
+    for first in range(0, len(retired), _CHUNK):
+        FeedAssignment.objects.filter(pk__in=retired[first : first + _CHUNK]).update(retired_in=plan)
+    placed = [
+        _assignment(plan, a, desired.modes.get(a.token, "quote"), desired.reasons.get(a.token))
+        for a in assignments
+        if (a.token, a.account_id, a.connection) not in kept
+    ]
+    FeedAssignment.objects.bulk_create(placed, batch_size=_CHUNK)
+    _plans_prune(first_kept=plan.version - PLANS_KEPT + 1)
     return plan
+
+
+def _plans_prune(*, first_kept: int) -> None:
+    """Forget the versions before ``first_kept``: rows in force at none of the kept versions, then
+    the versions that placed no row still kept."""
+    FeedAssignment.objects.filter(retired_in__version__lte=first_kept).delete()
+    FeedPlan.objects.filter(version__lt=first_kept, placed__isnull=True).delete()
+
+
+def _row_values(a: Assignment, mode: str, reasons: dict[int, TokenReason]) -> tuple:
+    """The ``_ROW_FIELDS`` of one assignment, as the database gives them back (plain tuples: a fleet
+    plan compares 30,000 of them, and model instances cost a second)."""
+    why = reasons.get(a.token)
+    if why is None:
+        return (a.primary, mode, "", None, FeedAssignment.Role.OPTION)
+    return (a.primary, mode, why.group, why.strike_offset, why.role)
 
 
 def _assignment(plan: FeedPlan, a: Assignment, mode: str, why: TokenReason | None) -> FeedAssignment:

@@ -56,7 +56,7 @@ def plan_world() -> PlanWorld:
     """Plan v2 in force (v1 before it): NIFTY on alpha, BANKNIFTY across beta's two connections."""
     alpha, beta = BrokerAccountFactory(name="alpha"), BrokerAccountFactory(name="beta")
     old = FeedPlanFactory(version=1, reason="accounts changed")
-    FeedAssignmentFactory(plan=old, account=alpha, instrument_token=111)
+    gone = FeedAssignmentFactory(plan=old, account=alpha, instrument_token=111)
     plan = FeedPlanFactory(
         version=2,
         reason="rebalance NIFTY:2026-12-08 24800→24850",
@@ -66,6 +66,8 @@ def plan_world() -> PlanWorld:
         moved_tokens=1,
         errors=["BANKNIFTY:2026-12-09: 3 of 12 tokens did not fit on the healthy connections"],
     )
+    gone.retired_in = plan  # v2 stores only its change: it retires 111
+    gone.save()
     nifty = [_option("NIFTY", EXPIRY, 24850 + 50 * offset) for offset in range(-2, 3)]
     for offset, token in zip(range(-2, 3), nifty, strict=True):
         FeedAssignmentFactory(

@@ -51,7 +51,7 @@ def test_plan_list_says_when_why_and_how_much_changed(
         "1",
         "assignments of v2",
     ]
-    assert f'{ASSIGNMENTS}?plan__id__exact={world.plan.pk}"' in html
+    assert f'{ASSIGNMENTS}?in_plan={world.plan.version}"' in html
     assert "accounts changed" in html
 
 
@@ -101,10 +101,11 @@ def test_an_older_plan_page_does_not_compare_with_the_feeds(
 
 def test_assignment_list_explains_every_token(admin_client_: Client, django_assert_num_queries) -> None:
     world = plan_world()
-    url = f"{ASSIGNMENTS}?plan__id__exact={world.plan.pk}"
+    url = f"{ASSIGNMENTS}?in_plan={world.plan.version}"
 
-    # session, user, count, the filters' choices (plan, account, connection, underlying), page
-    with django_assert_num_queries(8):
+    # session, user, the filtered version, count, the filters' choices (versions, account, connection,
+    # underlying), page
+    with django_assert_num_queries(9):
         html = admin_client_.get(url).content.decode()
 
     assert _cells(html, "NIFTY26120824750CE") == [
@@ -121,6 +122,7 @@ def test_assignment_list_explains_every_token(admin_client_: Client, django_asse
         "0",
         "full",
         "plan v2",
+        "-",  # not retired: in force
     ]
     index_rows = [r for r in re.findall(r"<tr>.*?</tr>", html, re.S) if "NIFTY BANK" in r]
     assert [("companion" in r, "primary" in r) for r in index_rows] == [(False, True), (True, False)]
@@ -132,8 +134,8 @@ def test_assignment_list_query_count_does_not_grow_with_rows(
     world = plan_world()
     FeedAssignmentFactory.create_batch(40, plan=world.plan, account=world.alpha, connection=2)
 
-    with django_assert_num_queries(8):
-        response = admin_client_.get(f"{ASSIGNMENTS}?plan__id__exact={world.plan.pk}")
+    with django_assert_num_queries(9):
+        response = admin_client_.get(f"{ASSIGNMENTS}?in_plan={world.plan.version}")
 
     assert response.context["cl"].result_count == 51
 
@@ -151,7 +153,7 @@ def test_assignment_list_query_count_does_not_grow_with_rows(
 def test_assignment_filters_and_search(admin_client_: Client, query: str, expected: int) -> None:
     world = plan_world()
 
-    response = admin_client_.get(f"{ASSIGNMENTS}?plan__id__exact={world.plan.pk}&{query}")
+    response = admin_client_.get(f"{ASSIGNMENTS}?in_plan={world.plan.version}&{query}")
 
     assert response.status_code == 200
     assert response.context["cl"].result_count == expected

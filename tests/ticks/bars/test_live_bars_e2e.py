@@ -22,7 +22,6 @@ from tests.ticks.factories import UserFactory
 from tests.waiting import until
 from tests.workers.conftest import WorkerProcess
 from ticks.models import Bar, BrokerAccount, ClientApiKey, Instrument
-from workers.models import FeedAssignment
 from workers.selectors import feed_plan_current
 from workers.services import feed_plan_refresh, feed_supervise
 
@@ -37,9 +36,7 @@ def _jump(sim: KitesimThread, seconds: float) -> float:
 
 def _primary_tokens() -> set[int]:
     plan = feed_plan_current()
-    return set(
-        FeedAssignment.objects.filter(plan=plan, primary=True).values_list("instrument_token", flat=True)
-    )
+    return set(plan.assignments.filter(primary=True).values_list("instrument_token", flat=True))
 
 
 def _live_minutes() -> dict[int, set[int]]:
