@@ -1,4 +1,4 @@
-"""Planner benchmark at fleet scale, on the real dump's chains (/work/shared/data's Aug 2026 NFO+BFO dump).
+"""Planner benchmark at fleet scale, on the real dump's chains (Kite's Aug 2026 NFO+BFO dump, bench/data/).
 
 Every underlying with options (indices and ~210 stocks) gets a group per nearest expiry: ATM +- N
 strikes x CE/PE around the middle strike of its chain (clipped at the chain's ends), and as companions
@@ -17,6 +17,7 @@ Run: .venv/bin/python bench/planner.py [--data PATH] [--repeats 50]
 
 import argparse
 import csv
+import gzip
 import os
 import platform
 import sys
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ticks.feeds.planner import AccountCapacity, DesiredGroup, PlanResult, plan_assign, plan_diff
 
-DUMP = Path("/work/shared/data/kite-instruments-nfo-bfo-2026-08.csv")
+DUMP = Path(__file__).parent / "data" / "kite-instruments-nfo-bfo-2026-08.csv.gz"  # the real dump, gzipped
 TARGET_TOKENS = 30_000
 EXPIRIES = 3  # a stock lists three monthlies; with two, even whole chains fall short of 30,000
 ACCOUNTS = 10
@@ -57,7 +58,7 @@ class Chain:
 def read_dump(path: Path) -> tuple[dict[str, dict[str, Chain]], dict[str, dict[str, int]]]:
     chains: dict[str, dict[str, Chain]] = defaultdict(lambda: defaultdict(Chain))
     futures: dict[str, dict[str, int]] = defaultdict(dict)
-    with path.open(newline="") as handle:
+    with gzip.open(path, "rt", newline="") if path.suffix == ".gz" else path.open(newline="") as handle:
         for row in csv.DictReader(handle):
             token, name, expiry = int(row["instrument_token"]), row["name"], row["expiry"]
             if row["instrument_type"] in ("CE", "PE"):

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 import redis
 from django.conf import settings
@@ -37,9 +38,9 @@ from workers.listing import Chain, listing_current
 COMPANION_MODE = "full"  # index and futures in full: exchange timestamps, depth for the forward
 
 
-@dataclass(frozen=True, slots=True)
-class TokenReason:
-    """Why a token is in the plan: its group, and for an option its strike's place in the window."""
+class TokenReason(NamedTuple):
+    """Why a token is in the plan: its group, and for an option its strike's place in the window.
+    A NamedTuple: a fleet plan makes 30,000 per re-plan, and a frozen dataclass costs far more."""
 
     group: str
     underlying: str

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 
 import redis
 from celery import current_app
@@ -18,7 +19,7 @@ from ticks.clocks import market_now
 from ticks.exchange_calendar import market_calendar
 from ticks.feeds.lease import lease_key
 from ticks.feeds.metrics import FEED_DRIFT
-from ticks.feeds.planner import AccountCapacity, Assignment, PlanResult, plan_assign
+from ticks.feeds.planner import AccountCapacity, Assignment, Plan, PlanResult, plan_assign
 from ticks.feeds.rebalance import REBALANCE_PENDING_KEY, bands_store
 from ticks.kite import kite_client_for
 from ticks.models import BrokerAccount, Instrument
@@ -143,11 +144,10 @@ def _reason(trigger: str, desired: Desired, change: _Change) -> str:
     return f"{trigger}: {desired.closed or what}"[:300]
 
 
-def _same(
-    current: FeedPlan, previous: tuple[Assignment, ...] | None, new: tuple[Assignment, ...], errors: list[str]
-) -> bool:
-    """Nothing changed: keep the version, so feeds and the reconciler see no churn."""
-    return previous == tuple(sorted(new)) and current.errors == errors
+def _same(current: FeedPlan, previous: Plan, new: Plan, errors: list[str]) -> bool:
+    """Nothing changed: keep the version, so feeds and the reconciler see no churn. Both plans are in
+    the planner's order, (account, connection, token)."""
+    return previous == new and current.errors == errors
 
 
 # What makes two assignment rows of one (token, account, connection) the same row. A token's
@@ -163,14 +163,11 @@ def _rows_in_force() -> Iterable[tuple]:
     )
 
 
-def _as_assignments(rows: list[tuple]) -> tuple[Assignment, ...]:
-    """The planner's view of rows from ``_rows_in_force``: primary is the first of ``_ROW_FIELDS``."""
-    return tuple(
-        sorted(
-            Assignment(token, account, connection, fields[0])
-            for _, token, account, connection, *fields in rows
-        )
-    )
+def _as_assignments(rows: list[tuple]) -> Plan:
+    """The planner's view of rows from ``_rows_in_force`` (pk, token, account, connection, primary, ...),
+    in its order (account, connection, token)."""
+    plan = map(Assignment._make, (row[1:5] for row in rows))  # _make builds the tuple in C
+    return tuple(sorted(plan, key=itemgetter(1, 2, 0)))
 
 
 @transaction.atomic
