@@ -15,6 +15,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
+def _no_strike_margin(settings: Settings) -> None:
+    """The reports below count ATM ± N exactly (test_capacity_selectors covers the margin)."""
+    settings.FEED_STRIKE_MARGIN = 0
+
+
+@pytest.fixture(autouse=True)
 def fleet(settings: Settings) -> None:
     settings.MARKET_CLOCK = MARKET_CLOCK_BEFORE_FIRST_EXPIRY
     call_command("instruments_load", "--file", str(FLEET_SLICE), stdout=StringIO())
