@@ -181,8 +181,7 @@ def _wait_for_first_pump(sim: KitesimThread, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.integration
-@pytest.mark.clock
+@pytest.mark.integration  # kitesim starts at a fixed instant: the host's clock plays no part
 def test_index_ltp_over_rest_moves_at_the_trend_rate_at_speed_60() -> None:
     rate, noise, speed = 60.0, 5.0, 60.0
     spec = TrendSpec(points_per_min=rate, reverse_minutes=0, noise_points=noise)

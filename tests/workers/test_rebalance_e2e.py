@@ -19,10 +19,10 @@ from workers.control import feed_status_key
 from workers.models import FeedPlan
 from workers.services import feed_plan_refresh, feed_supervise
 
-pytestmark = [pytest.mark.integration, pytest.mark.clock]
+pytestmark = pytest.mark.integration  # on kitesim's clock and trend, whatever the host's hour
 
 N = 2  # the fleet fixture's NIFTY spec: ±2 strikes, the nearest expiry
-SAMPLES = 30
+SAMPLES = 20
 TREND = TrendSpec(points_per_min=60.0, reverse_minutes=20, noise_points=5.0)  # 1.2 strikes a minute
 
 
