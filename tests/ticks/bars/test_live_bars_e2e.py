@@ -22,6 +22,7 @@ from tests.ticks.factories import UserFactory
 from tests.waiting import until
 from tests.workers.conftest import WorkerProcess
 from ticks.models import Bar, BrokerAccount, ClientApiKey, Instrument
+from workers.models import FeedAssignment
 from workers.selectors import feed_plan_current
 from workers.services import feed_plan_refresh, feed_supervise
 
@@ -83,7 +84,10 @@ def test_a_celery_feed_writes_live_minute_bars_and_streams_the_forming_one(
     assert bar[0] % 60 == 0 and low <= min(open_, close) <= max(open_, close) <= high and volume == 0
     minutes = _live_minutes()
     written = max(minutes, key=lambda start: len(minutes[start]))
-    assert minutes[written] == primary, worker.log.read_text()[-3000:]  # every primary token, once
+    # The jumps move the price, and tick-driven re-plans may swap strikes meanwhile: every token primary
+    # throughout has its bar, and no token that was never primary (in any version kept) has one.
+    ever = set(FeedAssignment.objects.filter(primary=True).values_list("instrument_token", flat=True))
+    assert primary & _primary_tokens() <= minutes[written] <= ever, worker.log.read_text()[-3000:]
     index_bar = Bar.objects.get(
         instrument_token=index, interval="minute", start=datetime.fromtimestamp(written, UTC)
     )
