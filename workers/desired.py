@@ -30,7 +30,7 @@ from ticks.feeds.strikes import (
     strike_step,
     strikes_around,
 )
-from ticks.market_time import IST, expiry_close
+from ticks.market_time import IST
 from ticks.models import Instrument, WatchSpec
 from ticks.selectors import expiries_of_kind, watch_specs_by_priority
 from workers.listing import Chain, listing_current
@@ -101,11 +101,6 @@ def feed_desired(
     for window, state in zip(windows, states, strict=True):
         _collect(collected, window, state)
     return collected.desired()
-
-
-def expiries_live(expiries: list[date], now: datetime) -> list[date]:
-    """The expiries still trading at ``now``: an expiry day's contracts stop at 15:30 IST."""
-    return [expiry for expiry in expiries if expiry_close(expiry) > now]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ import redis
 
 from tests.ticks.factories import FutureFactory, OptionFactory, WatchSpecFactory
 from ticks.exchange_calendar import TradingCalendar
-from workers.desired import Desired, expiries_live, feed_desired
+from workers.desired import Desired, feed_desired
+from workers.listing import Chain
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]  # Redis holds the ATM centres
 
@@ -45,11 +46,14 @@ def _desired(redis_client: redis.Redis, at: str, price: float = 25_010.0) -> Des
 
 
 def test_expiries_stop_at_15_30_ist_on_their_day() -> None:
-    expiries = [EXPIRY, NEXT_EXPIRY]
+    chain = Chain(
+        {NEXT_EXPIRY: {25_000.0: (2, 3)}, EXPIRY: {25_000.0: (1,)}}, ((9, EXPIRY), (10, NEXT_EXPIRY))
+    )
 
-    assert expiries_live(expiries, datetime.fromisoformat("2026-12-08T15:29:59+05:30")) == expiries
-    assert expiries_live(expiries, datetime.fromisoformat("2026-12-08T15:30:00+05:30")) == [NEXT_EXPIRY]
-    assert expiries_live(expiries, datetime.fromisoformat("2026-12-08T10:00:01+00:00")) == [NEXT_EXPIRY]
+    assert chain.expiries(datetime.fromisoformat("2026-12-08T15:29:59+05:30")) == [EXPIRY, NEXT_EXPIRY]
+    assert chain.expiries(datetime.fromisoformat("2026-12-08T15:30:00+05:30")) == [NEXT_EXPIRY]
+    assert chain.expiries(datetime.fromisoformat("2026-12-08T10:00:01+00:00")) == [NEXT_EXPIRY]
+    assert chain.live_futures(datetime.fromisoformat("2026-12-08T15:30:00+05:30")) == [(10, NEXT_EXPIRY)]
 
 
 @pytest.mark.parametrize(
