@@ -197,6 +197,12 @@ STREAM_SLOW_CLIENT_S = env.float(
 )  # a send blocked this long drops the client
 STREAM_MAX_CHAINS = env.int("STREAM_MAX_CHAINS", default=8)
 STREAM_MAX_TOKENS = env.int("STREAM_MAX_TOKENS", default=500)
+STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", default=64 * 1024)  # a client frame
+STREAM_MAX_JSON_DEPTH = env.int("STREAM_MAX_JSON_DEPTH", default=8)  # nesting of a client message
+
+# Dashboard (/): an option's last trade older than this (market seconds) is marked stale, and its IV
+# is then read from the bid/ask mid where there is one.
+DASHBOARD_STALE_PRICE_S = env.int("DASHBOARD_STALE_PRICE_S", default=120)
 
 CHANNEL_LAYERS = {
     "default": {
