@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from ticks.clocks import market_now
-from ticks.models import BrokerAccount, ClientApiKey, Instrument, WatchSpec
+from ticks.models import BrokerAccount, ClientApiKey, DashboardPreferences, Instrument, WatchSpec
 from ticks.selectors import feed_capacity_report
 from ticks.services import broker_account_set_token
 
@@ -112,3 +112,16 @@ class WatchSpecAdmin(admin.ModelAdmin):
 class ClientApiKeyAdmin(APIKeyModelAdmin):
     list_display = [*APIKeyModelAdmin.list_display, "user"]
     search_fields = [*APIKeyModelAdmin.search_fields, "user__username"]
+
+
+@admin.register(DashboardPreferences)
+class DashboardPreferencesAdmin(admin.ModelAdmin):
+    list_display = ["user", "strike_range", "columns", "updated_at"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # Each user saves their own from the dashboard (dashboard_preferences_save checks them).
+
+    def has_change_permission(self, request: HttpRequest, obj: DashboardPreferences | None = None) -> bool:
+        return False

@@ -1,4 +1,5 @@
-"""Read-only market-data endpoints. Each view parses input, calls one selector, formats output."""
+"""Market-data endpoints and the dashboard's preferences. Each view parses input, calls one selector or
+service, formats output."""
 
 from dataclasses import asdict
 from typing import Any
@@ -11,16 +12,24 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tickerproject.exceptions import NotFoundError
+from orders.parsers import StrictJSONParser
+from tickerproject.exceptions import ApplicationError, NotFoundError
 from ticks.instruments_csv import KITE_HEADER
-from ticks.models import Instrument
+from ticks.models import (
+    DASHBOARD_COLUMNS,
+    DASHBOARD_STRIKE_RANGE_MAX,
+    DASHBOARD_STRIKE_RANGE_MIN,
+    Instrument,
+)
 from ticks.selectors import (
     chain_expiries,
+    dashboard_preferences,
     feed_capacity_report,
     instrument_list,
     latest_ticks,
     underlying_exists,
 )
+from ticks.services import dashboard_preferences_save
 
 
 class InstrumentListApi(APIView):
@@ -125,3 +134,49 @@ class FeedCapacityApi(APIView):
     def get(self, request: Request) -> Response:
         report = feed_capacity_report()
         return Response(self.OutputSerializer({**asdict(report), "message": report.message()}).data)
+
+
+PREFERENCES_FIELDS = ("columns", "strike_range")
+
+
+class DashboardPreferencesApi(APIView):
+    """The signed-in user's dashboard layout: the page reads it on load and saves the column picker and
+    the strike range with a PUT (a session with its CSRF token; scripts use an API key)."""
+
+    parser_classes = [StrictJSONParser]  # deep nesting, NaN and repeated keys are a 400, not a 500
+
+    class PreferencesSerializer(serializers.Serializer):
+        columns = serializers.ListField(
+            child=serializers.ChoiceField(choices=DASHBOARD_COLUMNS),
+            min_length=1,
+            help_text="leg columns shown, no repeats; stored (and returned) outermost first",
+        )
+        strike_range = serializers.IntegerField(
+            min_value=DASHBOARD_STRIKE_RANGE_MIN,
+            max_value=DASHBOARD_STRIKE_RANGE_MAX,
+            help_text="strikes shown each side of ATM",
+        )
+
+        class Meta:
+            ref_name = "DashboardPreferences"
+
+    @extend_schema(responses=PreferencesSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(dashboard_preferences(user=request.user))
+
+    @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
+    def put(self, request: Request) -> Response:
+        body = _preferences_body(request.data)
+        dashboard_preferences_save(user=request.user, **body)
+        return Response(dashboard_preferences(user=request.user))
+
+
+def _preferences_body(data: Any) -> dict[str, Any]:
+    """The PUT body's fields, every one present and no others (their values: the service checks)."""
+    if not isinstance(data, dict):
+        raise ApplicationError("The body must be a JSON object.", field="non_field_errors")
+    errors = {name: ["Unknown field."] for name in sorted(set(data) - set(PREFERENCES_FIELDS))}
+    errors |= {name: ["This field is required."] for name in PREFERENCES_FIELDS if name not in data}
+    if errors:
+        raise serializers.ValidationError(errors)
+    return {name: data[name] for name in PREFERENCES_FIELDS}

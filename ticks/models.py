@@ -183,3 +183,58 @@ class Bar(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument_token} {self.interval} @ {self.start:%Y-%m-%d %H:%M}"
+
+
+# The dashboard's leg columns, outermost (far from the strike) first: the page mirrors this order on the
+# put side, so OI sits at both edges and the prices meet at the strike, as on Zerodha's own chain.
+DASHBOARD_COLUMNS: tuple[str, ...] = (
+    "oi", "oi_change", "volume", "vega", "theta", "gamma",
+    "delta", "iv", "bid", "ask", "change", "last_price",
+)  # fmt: skip
+DASHBOARD_DEFAULT_COLUMNS: tuple[str, ...] = (
+    "oi", "oi_change", "volume", "delta", "iv", "bid", "ask", "change", "last_price",
+)  # fmt: skip
+DASHBOARD_STRIKE_RANGE_DEFAULT = 10
+# ±5 is the least that still shows a smile; ±30 is about what a fleet streams around ATM.
+DASHBOARD_STRIKE_RANGE_MIN = 5
+DASHBOARD_STRIKE_RANGE_MAX = 30
+
+
+def dashboard_default_columns() -> list[str]:
+    return list(DASHBOARD_DEFAULT_COLUMNS)
+
+
+class DashboardPreferences(models.Model):
+    """One user's dashboard layout: the leg columns shown and the strikes shown each side of ATM.
+
+    Written only through ``ticks.services.dashboard_preferences_save``, which keeps ``columns`` a
+    non-empty list of known names in DASHBOARD_COLUMNS order; a user without a row gets the defaults.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dashboard_preferences"
+    )
+    columns = models.JSONField(default=dashboard_default_columns)
+    strike_range = models.PositiveSmallIntegerField(
+        default=DASHBOARD_STRIKE_RANGE_DEFAULT,
+        validators=[
+            MinValueValidator(DASHBOARD_STRIKE_RANGE_MIN),
+            MaxValueValidator(DASHBOARD_STRIKE_RANGE_MAX),
+        ],
+        help_text="±N strikes around ATM",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    strike_range__gte=DASHBOARD_STRIKE_RANGE_MIN, strike_range__lte=DASHBOARD_STRIKE_RANGE_MAX
+                ),
+                name="dashboard_preferences_strike_range",
+            ),
+        ]
+        verbose_name_plural = "dashboard preferences"
+
+    def __str__(self) -> str:
+        return f"dashboard preferences of {self.user}"

@@ -4,11 +4,13 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import redis
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -16,7 +18,15 @@ from ticks.clocks import market_now
 from ticks.feeds.capacity import CapacityReport, UnderlyingNeed, capacity_report
 from ticks.feeds.latest import latest_ticks_read
 from ticks.feeds.planner import AccountCapacity
-from ticks.models import BrokerAccount, Instrument, WatchSpec
+from ticks.models import (
+    DASHBOARD_COLUMNS,
+    DASHBOARD_DEFAULT_COLUMNS,
+    DASHBOARD_STRIKE_RANGE_DEFAULT,
+    BrokerAccount,
+    DashboardPreferences,
+    Instrument,
+    WatchSpec,
+)
 
 OPTION_TYPES = (Instrument.Type.CE, Instrument.Type.PE)
 # Kite names of the NSE and BSE index derivatives (Aug 2026); every other name with options is a stock.
@@ -239,3 +249,16 @@ def _index_tokens(names: list[str]) -> dict[str, int]:
         wanted[(exchange, symbol)]: token
         for exchange, symbol, token in rows.values_list("exchange", "tradingsymbol", "instrument_token")
     }
+
+
+def dashboard_preferences(*, user: AbstractBaseUser) -> dict[str, Any]:
+    """The user's dashboard layout, ``{"columns": [...], "strike_range": N}``; the defaults without a row.
+
+    Stored columns are read through DASHBOARD_COLUMNS, so a column a later release drops never
+    reaches the page (and a row left with none falls back to the defaults).
+    """
+    stored = DashboardPreferences.objects.filter(user=user).values("columns", "strike_range").first()
+    if stored is None:
+        return {"columns": list(DASHBOARD_DEFAULT_COLUMNS), "strike_range": DASHBOARD_STRIKE_RANGE_DEFAULT}
+    columns = [name for name in DASHBOARD_COLUMNS if name in stored["columns"]]
+    return {"columns": columns or list(DASHBOARD_DEFAULT_COLUMNS), "strike_range": stored["strike_range"]}

@@ -1,9 +1,10 @@
-"""Writes for the market-data domain: instruments, broker accounts, watch specs."""
+"""Writes for the market-data domain: instruments, broker accounts, watch specs, dashboard preferences."""
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
@@ -12,7 +13,14 @@ from tickerproject.exceptions import ApplicationError
 from ticks.instruments_csv import KITE_HEADER, InstrumentRow, RowError, parse_records, records_from_client
 from ticks.kite import kite_client_for
 from ticks.market_time import IST, access_token_expiry
-from ticks.models import BrokerAccount, Instrument
+from ticks.models import (
+    DASHBOARD_COLUMNS,
+    DASHBOARD_STRIKE_RANGE_MAX,
+    DASHBOARD_STRIKE_RANGE_MIN,
+    BrokerAccount,
+    DashboardPreferences,
+    Instrument,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +168,45 @@ def instruments_refresh_from_kite(*, account: BrokerAccount) -> InstrumentLoadRe
     records = kite_client_for(account).instruments()
     parsed = parse_records(records_from_client(records))
     return instruments_load(rows=parsed.rows, errors=parsed.errors)
+
+
+def dashboard_preferences_save(
+    *, user: AbstractBaseUser, columns: object, strike_range: object
+) -> DashboardPreferences:
+    """Store the user's dashboard layout, replacing the previous one.
+
+    The values arrive as parsed JSON, so their types are checked here: "10", 10.0 and true are not a
+    strike range, and a string is not a list of columns. Columns are stored in DASHBOARD_COLUMNS order
+    whatever order they came in: the page's layout is fixed, the picker only chooses.
+    """
+    preferences, _ = DashboardPreferences.objects.update_or_create(
+        user=user,
+        defaults={
+            "columns": _dashboard_columns(columns),
+            "strike_range": _dashboard_strike_range(strike_range),
+        },
+    )
+    return preferences
+
+
+def _dashboard_columns(columns: object) -> list[str]:
+    if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
+        raise ApplicationError("A list of column names.", field="columns")
+    if not columns:
+        raise ApplicationError("Choose at least one column.", field="columns")
+    unknown = sorted(set(columns) - set(DASHBOARD_COLUMNS))
+    if unknown:
+        known = ", ".join(DASHBOARD_COLUMNS)
+        raise ApplicationError(f"Unknown column(s) {', '.join(unknown)}; known: {known}.", field="columns")
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise ApplicationError(f"Repeated column(s): {', '.join(repeated)}.", field="columns")
+    return [name for name in DASHBOARD_COLUMNS if name in columns]
+
+
+def _dashboard_strike_range(strike_range: object) -> int:
+    low, high = DASHBOARD_STRIKE_RANGE_MIN, DASHBOARD_STRIKE_RANGE_MAX
+    # JSON's true and false are ints to Python, 1 and 0: the range refuses them with the rest.
+    if not isinstance(strike_range, int) or not low <= strike_range <= high:
+        raise ApplicationError(f"An integer from {low} to {high}.", field="strike_range")
+    return strike_range

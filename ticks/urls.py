@@ -1,7 +1,13 @@
 from django.urls import path
 
 from greeks.apis import ChainApi, ChainHistoryApi, OptionGreeksHistoryApi
-from ticks.apis import ChainExpiryListApi, FeedCapacityApi, InstrumentListApi, LatestTickListApi
+from ticks.apis import (
+    ChainExpiryListApi,
+    DashboardPreferencesApi,
+    FeedCapacityApi,
+    InstrumentListApi,
+    LatestTickListApi,
+)
 from ticks.bars.apis import BarListApi
 from workers.apis import FeedListApi, FeedPlanApi
 
@@ -17,4 +23,5 @@ urlpatterns = [
     path("feeds", FeedListApi.as_view(), name="feed-list"),
     path("feeds/capacity", FeedCapacityApi.as_view(), name="feed-capacity"),
     path("feeds/plan", FeedPlanApi.as_view(), name="feed-plan"),
+    path("dashboard/preferences", DashboardPreferencesApi.as_view(), name="dashboard-preferences"),
 ]
