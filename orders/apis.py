@@ -20,7 +20,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,7 +40,9 @@ from orders.validation import (
     VARIETIES,
     OrderTerms,
 )
+from tickerproject.bounds import BoundedDateTimeField
 from tickerproject.exceptions import ApplicationError, NotFoundError
+from tickerproject.pagination import BoundedLimitOffsetPagination
 from ticks.clocks import market_now
 
 MAX_QUANTITY = 10_000_000
@@ -304,8 +305,8 @@ class OrderListApi(APIView):
         exchange = serializers.ChoiceField(required=False, choices=EXCHANGES)
         tradingsymbol = serializers.CharField(required=False, max_length=64)
         tag = serializers.CharField(required=False, max_length=20)
-        created_after = serializers.DateTimeField(required=False)
-        created_before = serializers.DateTimeField(required=False)
+        created_after = BoundedDateTimeField(required=False)
+        created_before = BoundedDateTimeField(required=False)
 
         def validate_status(self, value: str) -> list[str]:
             statuses = [part.strip().upper() for part in value.split(",") if part.strip()]
@@ -344,7 +345,7 @@ class OrderListApi(APIView):
         filters.is_valid(raise_exception=True)
         values = dict(filters.validated_data)
         values["statuses"] = values.pop("status", None)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(order_list(client=request.user, **values), request, view=self)
         return paginator.get_paginated_response([order_data(order) for order in page])
 

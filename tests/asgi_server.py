@@ -7,6 +7,7 @@ import time
 from types import TracebackType
 
 import uvicorn
+from django.conf import settings
 
 
 def free_port() -> int:
@@ -19,7 +20,13 @@ class AsgiServer:
     def __init__(self, app: object, port: int | None = None) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning", timeout_graceful_shutdown=2
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            ws_max_size=settings.STREAM_MAX_MESSAGE_BYTES,  # as the Procfile's --ws-max-size
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()), daemon=True)

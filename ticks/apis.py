@@ -7,13 +7,14 @@ from typing import Any
 import numpy as np
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.parsers import StrictJSONParser
+from tickerproject.bounds import INSTRUMENT_TOKEN_MAX, UNDERLYING_NAME
 from tickerproject.exceptions import ApplicationError, NotFoundError
+from tickerproject.pagination import BoundedLimitOffsetPagination
 from ticks.instruments_csv import KITE_HEADER
 from ticks.models import (
     DASHBOARD_COLUMNS,
@@ -57,7 +58,7 @@ class InstrumentListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(instrument_list(**filters.validated_data), request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
@@ -73,6 +74,8 @@ class ChainExpiryListApi(APIView):
         )
     )
     def get(self, request: Request, underlying: str) -> Response:
+        if not UNDERLYING_NAME.fullmatch(underlying):
+            raise ApplicationError("An underlying is 1 to 64 letters, digits, & or -.", field="underlying")
         if not underlying_exists(underlying=underlying):
             raise NotFoundError(f"No active options for underlying {underlying!r}.", field="underlying")
         expiries = chain_expiries(underlying=underlying)
@@ -96,6 +99,8 @@ class LatestTickListApi(APIView):
                 raise serializers.ValidationError("Tokens must be integers, comma-separated.") from None
             if not tokens or len(tokens) > LatestTickListApi.MAX_TOKENS:
                 raise serializers.ValidationError(f"Give 1 to {LatestTickListApi.MAX_TOKENS} tokens.")
+            if not all(1 <= token <= INSTRUMENT_TOKEN_MAX for token in tokens):
+                raise serializers.ValidationError(f"A token is 1 to {INSTRUMENT_TOKEN_MAX}.")
             return tokens
 
     @extend_schema(

@@ -9,7 +9,9 @@ Protocol (JSON text frames; README "Live stream"):
            {"type": "delta", "seq": n, "rows": [...], "bars": {"<token>": [start, o, h, l, c, v]}}
                                                             (one per flush interval on average;
                                                             "bars" only when a forming bar changed)
-           {"type": "error", "message": ..., "field": ...}
+           {"type": "error", "message": ..., "field": ...}    (the connection is kept)
+A frame is checked whole before anything acts on it (ticks.stream_input); one over
+STREAM_MAX_MESSAGE_BYTES is closed with 4413.
 Auth: the Django session (dashboard) or an API key in the ``X-Api-Key`` header or the
 ``api_key`` query parameter (scripts); anything else is closed with 4401.
 """
@@ -36,15 +38,19 @@ from ticks.stream import (
     delta_text,
     token_groups,
 )
+from ticks.stream_input import MessageTooLarge, StreamRequest, protocol_error_count, stream_request_parse
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_LARGE = 4413
 FLUSH_BURST = 2.0
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
+    serving = False  # authenticated: a frame sent before an unauthenticated close lands is ignored
+
     async def connect(self) -> None:
         if not await self._authenticated():
             # Accept first: a close before accept is a bare HTTP 403, and clients should see why.
@@ -59,6 +65,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.wanted: set[int] = set()  # the chains' tokens and the subscribed tokens
         self.sending_since: float | None = None  # loop time the send under way began
         await self.accept()
+        self.serving = True
         self.flusher = asyncio.create_task(self._flush_loop())
         self.watchdog = asyncio.create_task(self._watch_sends())
 
@@ -78,11 +85,24 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.chains, self.tokens, self.token_groups = {}, set(), set()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.serving:
+            return
         try:
-            message = _parse(text_data)
-            await self._act(message)
+            await self._act(stream_request_parse(text_data, bytes_data))
+        except MessageTooLarge as error:
+            self._refused("message", str(error))
+            self.serving = False
+            await self._leave()
+            await self.close(code=CLOSE_TOO_LARGE, reason=str(error))
         except StreamError as error:
+            self._refused(error.field, error.message)
             await self._send({"type": "error", "message": error.message, "field": error.field})
+
+    def _refused(self, field: str, message: str) -> None:
+        logger.warning(
+            "stream %s: refused a client message: %s (field %s)", self.channel_name, message, field
+        )
+        protocol_error_count(field)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Group messages skip Channels' per-message database housekeeping (a thread hop each:
@@ -107,16 +127,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.conflator.merge_chain(chain, event.get("fields", {}))
         self.dirty.set()
 
-    async def _act(self, message: dict[str, Any]) -> None:
-        action = message.get("action")
-        if action not in {"subscribe", "unsubscribe", "snapshot"}:
-            raise StreamError(f"unknown action {action!r}", field="action")
-        if "chain" in message:
-            await getattr(self, f"_{action}_chain")(message["chain"])
-        elif "tokens" in message and action != "snapshot":
-            await getattr(self, f"_{action}_tokens")(message["tokens"])
+    async def _act(self, request: StreamRequest) -> None:
+        if request.chain is not None:
+            await getattr(self, f"_{request.action}_chain")(request.chain)
         else:
-            raise StreamError("give a chain or tokens", field="chain")
+            await getattr(self, f"_{request.action}_tokens")(request.tokens)
 
     async def _subscribe_chain(self, chain: str) -> None:
         if chain not in self.chains and len(self.chains) >= settings.STREAM_MAX_CHAINS:
@@ -142,8 +157,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         self._rewant()
 
-    async def _subscribe_tokens(self, tokens: object) -> None:
-        wanted = _tokens(tokens)
+    async def _subscribe_tokens(self, wanted: frozenset[int]) -> None:
         if len(self.tokens | wanted) > settings.STREAM_MAX_TOKENS:
             raise StreamError(f"at most {settings.STREAM_MAX_TOKENS} tokens per connection", field="tokens")
         groups = await database_sync_to_async(token_groups)(sorted(wanted))
@@ -153,8 +167,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.token_groups |= groups
         self.wanted |= wanted
 
-    async def _unsubscribe_tokens(self, tokens: object) -> None:
-        self.tokens -= _tokens(tokens)
+    async def _unsubscribe_tokens(self, tokens: frozenset[int]) -> None:
+        self.tokens -= tokens
         self._rewant()
 
     def _rewant(self) -> None:
@@ -215,24 +229,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return True
         key = _api_key(self.scope)
         return key is not None and await database_sync_to_async(_key_valid)(key)
-
-
-def _parse(text: str | None) -> dict[str, Any]:
-    if text is None:
-        raise StreamError("send JSON text frames", field="message")
-    try:
-        message = json.loads(text)
-    except ValueError:
-        raise StreamError("invalid JSON", field="message") from None
-    if not isinstance(message, dict):
-        raise StreamError("a message is a JSON object", field="message")
-    return message
-
-
-def _tokens(value: object) -> set[int]:
-    if not isinstance(value, list) or not value or not all(type(t) is int and t > 0 for t in value):
-        raise StreamError("tokens is a non-empty list of positive integers", field="tokens")
-    return set(value)
 
 
 def _api_key(scope: dict[str, Any]) -> str | None:

@@ -12,11 +12,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tickerproject.bounds import INSTRUMENT_TOKEN_MAX
+from tickerproject.pagination import BoundedLimitOffsetPagination
 from ticks.models import BrokerAccount
 from workers.models import FeedAssignment, FeedPlan
 from workers.selectors import feed_assignment_list, feed_plan_overview, feed_status_list
@@ -181,7 +182,9 @@ class FeedPlanApi(APIView):
             help_text="only this broker account's tokens (its name)",
         )
         underlying = serializers.CharField(required=False, max_length=64, help_text="e.g. NIFTY")
-        token = serializers.IntegerField(required=False, min_value=1, help_text="one instrument token")
+        token = serializers.IntegerField(
+            required=False, min_value=1, max_value=INSTRUMENT_TOKEN_MAX, help_text="one instrument token"
+        )
 
     class OutputSerializer(serializers.Serializer):
         plan = FeedPlanSerializer(allow_null=True, help_text="null before the first plan")
@@ -212,7 +215,7 @@ class FeedPlanApi(APIView):
             tokens = FeedAssignment.objects.none()
         else:
             tokens = feed_assignment_list(plan=overview.plan, **filters.validated_data)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(tokens, request, view=self)
         page_body = {
             "count": paginator.count,

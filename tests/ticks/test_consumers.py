@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -110,6 +111,15 @@ async def test_an_api_key_in_the_query_string_is_accepted(chain: list[int], serv
         ('{"action": "subscribe", "tokens": ["1"]}', "tokens"),
         ('{"action": "subscribe", "tokens": [999999999]}', "tokens"),
         ('{"action": "unsubscribe", "chain": "NIFTY:2026-12-01"}', "chain"),
+        # Both dropped the connection without a close frame (issue 16): OverflowError from the
+        # database lookup, RecursionError from the parser.
+        (json.dumps({"action": "subscribe", "tokens": [2**70]}), "tokens"),
+        ("[" * 30_000 + "]" * 30_000, "message"),
+        # A TypeError each (unhashable in a set or dict lookup).
+        ('{"action": ["subscribe"], "chain": "NIFTY:2026-12-01"}', "action"),
+        ('{"action": "snapshot", "chain": ["NIFTY", "2026-12-01"]}', "chain"),
+        ('{"action": "subscribe", "tokens": [true]}', "tokens"),
+        ('{"action": "subscribe", "tokens": [NaN]}', "message"),
     ],
 )
 async def test_bad_messages_get_an_error_and_the_connection_stays(
@@ -124,6 +134,51 @@ async def test_bad_messages_get_an_error_and_the_connection_stays(
 
     assert (error["type"], error["field"]) == ("error", field)
     assert snapshot["type"] == "snapshot"
+
+
+async def test_a_binary_frame_gets_an_error_and_the_connection_stays(
+    chain: list[int], client: Client
+) -> None:
+    await client.ws.send(b"\xff\x00 not text")
+    error = await client.receive_json_from()
+    await client.send_json_to({"action": "subscribe", "chain": CHAIN})
+
+    assert (error["type"], error["field"]) == ("error", "message")
+    assert (await client.receive_json_from())["type"] == "snapshot"
+
+
+async def test_refused_messages_are_logged_and_counted_by_field(
+    chain: list[int], client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refused() -> float:
+        return REGISTRY.get_sample_value("stream_protocol_errors_total", {"field": "tokens"}) or 0.0
+
+    before = refused()
+    await client.send_json_to({"action": "subscribe", "tokens": [2**70]})
+    await client.receive_json_from()
+
+    assert refused() == before + 1
+    assert "refused a client message: a token is an integer from 1 to 4294967295" in caplog.text
+    assert "(field tokens)" in caplog.text
+
+
+async def test_a_frame_at_the_size_limit_is_read_and_one_over_it_closes_the_connection(
+    chain: list[int], client: Client, settings
+) -> None:
+    """uvicorn's --ws-max-size is the consumer's limit (tests/asgi_server.py as the Procfile): over it,
+    uvicorn closes with 1009 before the consumer sees the frame (the consumer itself would close 4413)."""
+    limit = settings.STREAM_MAX_MESSAGE_BYTES
+    at_limit = json.dumps({"action": "subscribe", "chain": "x"})
+    at_limit += " " * (limit - len(at_limit))
+
+    await client.send_to(text_data=at_limit)
+    error = await client.receive_json_from()
+    await client.send_to(text_data=at_limit + " ")
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.receive_json_from()
+
+    assert (error["type"], error["field"]) == ("error", "chain")
+    assert closed.value.rcvd.code == 1009
 
 
 async def test_a_chain_snapshot_before_any_tick_reports_no_price(chain: list[int], client: Client) -> None:

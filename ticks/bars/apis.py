@@ -18,13 +18,14 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from tickerproject.bounds import BoundedDateTimeField, instrument_token_text_check
+from tickerproject.pagination import BoundedLimitOffsetPagination
 from ticks.bars.intervals import INTERVAL_MINUTES, KITE_MAX_SPAN_DAYS, MINUTE
 from ticks.bars.resample import COLUMNS
 from ticks.bars.selectors import bar_rows, bars_minute_rows, bars_read, instrument_resolve
@@ -83,15 +84,20 @@ def csv_response(
 
 
 class RangeInputSerializer(serializers.Serializer):
-    """``instrument``, ``from``, ``to``; subclasses give the longest span (``max_span_days``)."""
+    """``instrument``, ``from``, ``to``; subclasses give the longest span (``max_span_days``). A token
+    Kite cannot have and a date near Python's limits are 400s here (tickerproject.bounds)."""
 
     instrument = serializers.CharField(max_length=80, help_text="instrument token or EXCHANGE:TRADINGSYMBOL")
     # "from" is a Python keyword, so it is declared through the class namespace.
-    vars()["from"] = serializers.DateTimeField(help_text="ISO 8601; IST when no offset is given")
-    to = serializers.DateTimeField(help_text="ISO 8601, inclusive; IST when no offset is given")
+    vars()["from"] = BoundedDateTimeField(help_text="ISO 8601; IST when no offset is given")
+    to = BoundedDateTimeField(help_text="ISO 8601, inclusive; IST when no offset is given")
 
     def max_span_days(self, attrs: dict[str, Any]) -> int:
         raise NotImplementedError
+
+    def validate_instrument(self, value: str) -> str:
+        instrument_token_text_check(value)
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["from"] > attrs["to"]:
@@ -174,7 +180,7 @@ class BarListApi(CsvExportApi):
         source = (
             bars_minute_rows(**span) if interval == MINUTE else bar_rows(bars_read(interval=interval, **span))
         )
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(source, request, view=self)
         results = BarOutputSerializer(
             [dict(zip(BAR_HEADER, row, strict=True)) for row in page], many=True
