@@ -1,11 +1,11 @@
 """Option chains with IV and Greeks: live, at a stored minute, one strike's IV over a day, one option's export."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,8 @@ from greeks.selectors import (
     greeks_option_history,
     greeks_strike_history,
 )
+from tickerproject.bounds import BoundedDateField, BoundedDateTimeField, underlying_check
+from tickerproject.pagination import BoundedLimitOffsetPagination
 from ticks.bars.apis import CsvExportApi, RangeInputSerializer, csv_response, export_schema
 from ticks.bars.intervals import KITE_MAX_SPAN_DAYS, MINUTE
 from ticks.bars.selectors import instrument_resolve
@@ -42,10 +44,21 @@ class QuoteGreeksSerializer(serializers.Serializer):
     )
 
 
+class EpochDateTimeField(serializers.DateTimeField):
+    """An epoch-seconds attribute served as an ISO datetime in IST, as every other time in the API."""
+
+    def to_representation(self, value: int) -> str:
+        return super().to_representation(datetime.fromtimestamp(value, tz=UTC))
+
+
 class OptionOutputSerializer(QuoteGreeksSerializer):
     """One leg of a chain row (shared by the live and the stored chain)."""
 
     instrument_token = serializers.IntegerField()
+    last_trade_time = EpochDateTimeField(
+        allow_null=True,
+        help_text="the last trade's exchange time (live chain, full-mode ticks); null in a stored minute",
+    )
 
 
 class StrikeOutputSerializer(serializers.Serializer):
@@ -58,8 +71,8 @@ class ChainApi(APIView):
     """GET /api/v1/chains/<underlying>/<expiry>[?at=<ISO datetime>]"""
 
     class InputSerializer(serializers.Serializer):
-        expiry = serializers.DateField()
-        at = serializers.DateTimeField(required=False, help_text="serve the stored minute at or before this")
+        expiry = BoundedDateField()
+        at = BoundedDateTimeField(required=False, help_text="serve the stored minute at or before this")
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -77,6 +90,7 @@ class ChainApi(APIView):
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
     def get(self, request: Request, underlying: str, expiry: str) -> Response:
+        underlying_check(underlying)
         params = self.InputSerializer(data={**request.query_params.dict(), "expiry": expiry})
         params.is_valid(raise_exception=True)
         at = params.validated_data.get("at")
@@ -100,11 +114,9 @@ class ChainHistoryApi(APIView):
     """GET /api/v1/chains/<underlying>/<expiry>/history?strike=<K>[&date=<YYYY-MM-DD>]"""
 
     class InputSerializer(serializers.Serializer):
-        expiry = serializers.DateField()
+        expiry = BoundedDateField()
         strike = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=0)
-        date = serializers.DateField(
-            required=False, help_text="a trading day (IST); default the latest stored"
-        )
+        date = BoundedDateField(required=False, help_text="a trading day (IST); default the latest stored")
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -118,6 +130,7 @@ class ChainHistoryApi(APIView):
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
     def get(self, request: Request, underlying: str, expiry: str) -> Response:
+        underlying_check(underlying)
         params = self.InputSerializer(data={**request.query_params.dict(), "expiry": expiry})
         params.is_valid(raise_exception=True)
         data = params.validated_data
@@ -160,7 +173,7 @@ class OptionGreeksHistoryApi(CsvExportApi):
         if self.wants_csv(request):
             # Read before streaming: the database is not touched once the server iterates the body.
             return csv_response(f"greeks-{option.instrument_token}.csv", HISTORY_FIELDS, list(rows))
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         points = [dict(zip(HISTORY_FIELDS, row, strict=True)) for row in page]
         response = paginator.get_paginated_response(OptionHistoryPointSerializer(points, many=True).data)

@@ -79,6 +79,9 @@ class OptionQuote:
     vega: float | None
     rho: float | None
     status: str
+    # Epoch seconds (exchange clock) of the last trade, from the latest tick; None when the tick has
+    # none (ltp/quote mode) and in stored snapshots, which do not keep it.
+    last_trade_time: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,7 @@ def _live_quote(latest: ChainLatest, i: int, token: int) -> OptionQuote:
         volume=int(tick["volume_traded"]) if ticked else None,
         **{name: _optional(record[name]) for name in GREEK_FIELDS},
         status=status,
+        last_trade_time=int(tick["last_trade_time"]) if ticked and tick["last_trade_time"] > 0 else None,
     )
 
 
@@ -263,6 +267,7 @@ def _snapshot_quote(row: GreeksSnapshot) -> OptionQuote:
         volume=row.volume,
         **{name: getattr(row, name) for name in GREEK_FIELDS},
         status=row.status,
+        last_trade_time=None,
     )
 
 

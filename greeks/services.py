@@ -2,12 +2,13 @@
 
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 import redis
 
 from greeks.models import GreeksSnapshot
 from greeks.records import forwards_read
-from greeks.selectors import Chain, greeks_chain_live, greeks_watched_chains
+from greeks.selectors import Chain, OptionQuote, greeks_chain_live, greeks_watched_chains
 
 
 def greeks_snapshot_take(*, redis_client: redis.Redis) -> int:
@@ -39,8 +40,15 @@ def _snapshot_rows(chain: Chain, taken_at: datetime) -> list[GreeksSnapshot]:
         "t_years": chain.t_years,
     }
     return [
-        GreeksSnapshot(**header, strike=strike.strike, option_type=kind, **asdict(quote))
+        GreeksSnapshot(**header, strike=strike.strike, option_type=kind, **_stored(quote))
         for strike in chain.strikes
         for kind, quote in (("CE", strike.call), ("PE", strike.put))
         if quote is not None
     ]
+
+
+def _stored(quote: OptionQuote) -> dict[str, Any]:
+    """The quote's stored fields: the last trade time lives in the latest-tick cache only."""
+    fields = asdict(quote)
+    del fields["last_trade_time"]
+    return fields

@@ -13,6 +13,7 @@ import numpy as np
 
 from kitesim.clock import IST
 from kitesim.model import (
+    LISTING_DAYS,
     SLOT_SECONDS,
     Contracts,
     Dynamics,
@@ -21,6 +22,7 @@ from kitesim.model import (
     fair_values,
     opening_prices,
     session_dynamics,
+    session_last_instant,
     spot_at,
     traded_prices,
 )
@@ -44,7 +46,6 @@ Candle = tuple[float, float, float, float, float, int, int]
 UniverseFactory = Callable[[date, Mapping[str, float]], Universe]
 BAR_KNOTS = np.array([0.0, 15.0, 35.0, 55.0])
 MINUTES_PER_SESSION = 375
-LISTING_DAYS = 120
 # Fields whose change makes a tick worth sending (the exchange timestamp alone does not).
 CHANGE_FIELDS = (
     "last",
@@ -181,6 +182,15 @@ class Market:
         low = t.low[due] = np.minimum(after.low, after.last)
         typical = round_to_tick((after.open + high + low + after.last) / 4.0, contracts.tick)
         t.atp[due] = np.where(contracts.is_index, 0.0, typical)
+
+    def finish_session(self) -> np.ndarray:
+        """Advance to the session's last instant before 15:30, once: the rows whose quote changed in its
+        final slots (the close's OI and trades), which the ticker publishes before the market shuts."""
+        last = session_last_instant(self.session)
+        if self.now >= last:
+            self.ltp_changed = np.zeros(self._slot.size, dtype=bool)
+            return self.ltp_changed.copy()
+        return self.advance(last)
 
     def step(self, now: float) -> list[int]:
         """Advance to ``now``; the tokens whose quote changed."""
@@ -322,7 +332,7 @@ class Market:
         many = one.take(np.zeros(starts.size, dtype=np.intp))
         dyn_many = dyn.take(np.zeros(starts.size, dtype=np.intp))
         volume = cumulative_volume(many, dyn_many, upto) - cumulative_volume(many, dyn_many, before)
-        oi = one.lot[0] * (dyn.oi_base[0] + np.floor(dyn.oi_rate[0] * (ends - dyn.open_epoch)))
+        oi = one.lot[0] * dyn.open_interest(upto)  # the OI after the minute's last trade
         return np.column_stack(
             [
                 starts,

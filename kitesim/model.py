@@ -8,12 +8,18 @@ lock-step.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from kitesim.clock import IST
-from kitesim.paths import SESSION_CLOSE, SessionPath, previous_trading_day, session_close_epoch
+from kitesim.paths import (
+    SESSION_CLOSE,
+    SessionPath,
+    previous_trading_day,
+    session_close_epoch,
+    trading_days_between,
+)
 from kitesim.pricing import (
     SECONDS_PER_YEAR,
     atm_vol,
@@ -25,7 +31,7 @@ from kitesim.pricing import (
     smile_vol,
     uniform01,
 )
-from kitesim.universe import UNDERLYINGS, SimInstrument
+from kitesim.universe import NIFTY_REFERENCE_LEVEL, UNDERLYINGS, SimInstrument, next_trading_day
 from kitesim.wire import DEPTH_LEVELS, TickColumns
 
 KIND_INDEX, KIND_FUT, KIND_CE, KIND_PE = 0, 1, 2, 3
@@ -34,7 +40,13 @@ SLOT_SECONDS = 0.5
 INDEX_DECIMALS = 2
 FUTURES_BASIS = 0.0003
 SALT_PHASE, SALT_RATE, SALT_OFFSET, SALT_BOOK, SALT_OI, SALT_VOLUME, SALT_TOTAL = range(1, 8)
+SALT_OI_GROWTH, SALT_OI_SESSION = 8, 9
 SALT_DEPTH = 100
+LISTING_DAYS = 120  # a contract trades from about 4 months before its expiry
+# Open interest gathers around the underlying's reference level, with this standard deviation of
+# ln(strike / reference): fixed, so a contract's OI does not jump when the spot has moved overnight.
+OI_MONEYNESS_WIDTH = 0.03
+OI_WOBBLE_SESSIONS = 2.5  # a session's OI is its trend's give or take this many sessions' growth
 
 
 @dataclass(slots=True)
@@ -118,8 +130,9 @@ class Dynamics:
     trade_offset: np.ndarray
     book_rate: np.ndarray
     book_offset: np.ndarray
-    oi_base: np.ndarray
-    oi_rate: np.ndarray
+    oi_open: np.ndarray  # lots open at this session's open: the previous session's closing OI
+    oi_change: np.ndarray  # lots added (or shed) by the close: the next session opens there
+    oi_trades: np.ndarray  # the trades after the opening print that the day's OI change is spread over
     spread_ticks: np.ndarray
     token_key: np.ndarray  # mix64(seed, token): the per-instrument root of every noise draw
 
@@ -139,6 +152,13 @@ class Dynamics:
         rate = np.where(self.trade_rate > 0, self.trade_rate, 1.0)
         return self.open_epoch + np.maximum((trades - self.trade_offset) / rate, 0.0)
 
+    def open_interest(self, trades: np.ndarray) -> np.ndarray:
+        """Lots open after the session's first ``trades`` trades: OI moves only when the contract trades,
+        by its share of the day's change, and the last trade the ticker publishes brings it to the next
+        session's opening OI (so a session opens where the previous one closed)."""
+        done = np.clip(trades - 1.0, 0.0, self.oi_trades)  # the opening print at 09:15:00 changes nothing
+        return self.oi_open + np.floor(self.oi_change * done / self.oi_trades)
+
 
 def liquidity(c: Contracts, spot: np.ndarray, epoch: float) -> np.ndarray:
     """1 at the money and for futures, falling with standardised distance from the forward."""
@@ -149,26 +169,63 @@ def liquidity(c: Contracts, spot: np.ndarray, epoch: float) -> np.ndarray:
     return np.where(c.is_index, 0.0, liq)
 
 
+def sessions_listed(c: Contracts, day: date) -> np.ndarray:
+    """The sessions each contract has traded before ``day`` since its listing (0 for the index)."""
+    out = np.zeros(c.tokens.size, dtype=np.int64)
+    for expiry_epoch in np.unique(c.expiry_epoch[np.isfinite(c.expiry_epoch)]):
+        listed = datetime.fromtimestamp(expiry_epoch, IST).date() - timedelta(days=LISTING_DAYS)
+        out[c.expiry_epoch == expiry_epoch] = max(trading_days_between(listed, day), 0)
+    return out
+
+
+def opening_oi(c: Contracts, seed: int, sessions: np.ndarray) -> np.ndarray:
+    """Lots open at the start of each contract's ``sessions``-th session since listing: a seeded base,
+    larger near the reference level and for futures, growing a seeded 2-6 % of it a session, give or
+    take a seeded wobble, so some sessions shed OI. None for the index."""
+    reference = NIFTY_REFERENCE_LEVEL * np.array([spec.nifty_ratio for spec in UNDERLYINGS.values()])[c.und]
+    moneyness = np.log(np.where(c.strike > 0, c.strike, reference) / reference) / OI_MONEYNESS_WIDTH
+    draw = np.where(c.is_option, np.exp(-0.5 * moneyness**2), 1.0)
+    base = 200 + 20_000 * draw * uniform01(seed, c.tokens, SALT_OI)
+    growth = base * (0.02 + 0.04 * uniform01(seed, c.tokens, SALT_OI_GROWTH))
+    wobble = OI_WOBBLE_SESSIONS * uniform01(seed, c.tokens, SALT_OI_SESSION, sessions)
+    return np.where(c.is_index, 0.0, np.floor(base + growth * (sessions + wobble)))
+
+
 def session_dynamics(c: Contracts, paths: Sequence[SessionPath], seed: int) -> Dynamics:
-    open_epoch = float(paths[0].times[0])
+    day, open_epoch = paths[0].day, float(paths[0].times[0])
     spot = spot_at(c, paths, np.full(c.und.size, open_epoch))
     liq = liquidity(c, spot, open_epoch)
     fair = fair_values(c, spot, open_epoch, seed)
     tradable = ~c.is_index
-    trade_rate = np.where(tradable, 1 / 600 + 1.2 * liq * (0.5 + 0.5 * uniform01(seed, c.tokens, SALT_RATE)), 0)
+    trade_rate = np.where(
+        tradable, 1 / 600 + 1.2 * liq * (0.5 + 0.5 * uniform01(seed, c.tokens, SALT_RATE)), 0
+    )
     spread = np.clip(np.round(fair * (0.0003 + 0.01 * (1 - liq)) / c.tick), 1, 10)
-    return Dynamics(
+    oi_open = opening_oi(c, seed, sessions_listed(c, day))
+    next_open = opening_oi(c, seed, sessions_listed(c, next_trading_day(day + timedelta(days=1))))
+    dynamics = Dynamics(
         open_epoch=open_epoch,
         phase=uniform01(seed, c.tokens, SALT_PHASE) * SLOT_SECONDS,
         trade_rate=trade_rate,
         trade_offset=1.0 + uniform01(seed, c.tokens, SALT_OFFSET),
         book_rate=np.where(tradable, np.minimum(0.15 + 3.0 * trade_rate, 1.9), 0.0),
         book_offset=uniform01(seed, c.tokens, SALT_BOOK),
-        oi_base=np.where(tradable, np.round(200 + 20_000 * liq * uniform01(seed, c.tokens, SALT_OI)), 0),
-        oi_rate=0.3 * trade_rate,
+        oi_open=oi_open,
+        oi_change=next_open - oi_open,
+        oi_trades=np.ones(c.tokens.size),
         spread_ticks=spread,
         token_key=mix64(seed, c.tokens),
     )
+    close = session_close_epoch(day)
+    last = dynamics.slot_times(session_last_instant(day), close)  # each row's last published slot
+    dynamics.oi_trades = np.maximum(dynamics.trades(last) - 1.0, 1.0)
+    return dynamics
+
+
+def session_last_instant(day: date) -> float:
+    """The last simulated instant of ``day``'s session, a microsecond (the clock's resolution: see
+    kitesim.paths.session_day) before 15:30, which belongs to the next session."""
+    return session_close_epoch(day) - 1e-6
 
 
 def cumulative_volume(c: Contracts, d: Dynamics, trades: np.ndarray) -> np.ndarray:
@@ -179,7 +236,12 @@ def cumulative_volume(c: Contracts, d: Dynamics, trades: np.ndarray) -> np.ndarr
 
 
 def fill_depth(
-    cols: TickColumns, rows: np.ndarray | slice, c: Contracts, d: Dynamics, fair: np.ndarray, epochs: np.ndarray
+    cols: TickColumns,
+    rows: np.ndarray | slice,
+    c: Contracts,
+    d: Dynamics,
+    fair: np.ndarray,
+    epochs: np.ndarray,
 ) -> None:
     """Five bid and five ask levels on the tick grid around ``fair``; quantities refresh per book version."""
     version = np.floor(d.book_rate * (epochs - d.open_epoch) + d.book_offset).astype(np.int64)
@@ -206,8 +268,13 @@ def fill_depth(
 
 
 def evaluate(
-    cols: TickColumns, rows: np.ndarray | slice, slot: np.ndarray, c: Contracts, d: Dynamics,
-    paths: Sequence[SessionPath], seed: int,
+    cols: TickColumns,
+    rows: np.ndarray | slice,
+    slot: np.ndarray,
+    c: Contracts,
+    d: Dynamics,
+    paths: Sequence[SessionPath],
+    seed: int,
 ) -> None:
     """Write every pure-in-time field of ``cols[rows]``; ``c``/``d``/``slot`` are already those rows'."""
     fair_slot = fair_values(c, spot_at(c, paths, slot), slot, seed)
@@ -220,9 +287,9 @@ def evaluate(
     cols.ltq[rows] = volume - cumulative_volume(c, d, trades - 1)
     cols.ltt[rows] = np.floor(traded_at)
     cols.timestamp[rows] = np.floor(slot)
-    oi = c.lot * (d.oi_base + np.floor(d.oi_rate * (slot - d.open_epoch)))
-    cols.oi[rows] = cols.oi_day_high[rows] = oi
-    cols.oi_day_low[rows] = c.lot * d.oi_base
+    oi, opened = c.lot * d.open_interest(trades), c.lot * d.oi_open  # the day's OI moves one way
+    cols.oi[rows] = oi
+    cols.oi_day_high[rows], cols.oi_day_low[rows] = np.maximum(oi, opened), np.minimum(oi, opened)
     fill_depth(cols, rows, c, d, fair_slot, slot)
 
 

@@ -104,6 +104,9 @@ def pump_once(state: SimState, hub: TickerHub, replay: FrameReplay | None, elaps
     _count_down_stall(state.faults, elapsed)
     if closed_evening(state.clock.now(), state.close_linger_s):
         hub.drop_expired()
+        # The session's final slots, which the last pump before 15:30 fell short of: published once.
+        if replay is None and (finished := state.market.finish_session()).any():
+            hub.publish(finished, state.market.ltp_changed)
         return
     now = session_roll(state.clock)
     changed = state.market.advance(now)

@@ -202,3 +202,23 @@ def test_an_underlying_named_with_kites_punctuation_is_looked_up(
     response = key_client.get(f"/api/v1/chains/{underlying.replace('&', '%26')}/expiries")
 
     assert response.status_code == 200 and response.json()["underlying"] == underlying
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v1/chains/NIFTY/2026-12-01?at=0001-01-01T00:00", "at"),  # OverflowError moving to UTC
+        ("/api/v1/chains/NIFTY/9999-12-31", "expiry"),
+        ("/api/v1/chains/NIFTY/2026-12-01/history?strike=26000&date=9999-12-31", "date"),
+        ("/api/v1/chains/NIFTY/2026-12-01/history?strike=26000&date=0001-01-01", "date"),
+        ("/api/v1/chains/%00/2026-12-01", "underlying"),
+        ("/api/v1/chains/%00/2026-12-01/history?strike=26000", "underlying"),
+        (f"/api/v1/greeks/history?instrument={TOKEN}&{RANGE}&limit={BIGINT_MAX + 1}", "limit"),
+    ],
+)
+def test_chain_endpoints_refuse_what_they_cannot_hold(
+    key_client: APIClient, stored: None, url: str, field: str
+) -> None:
+    body = refused(key_client, url)
+
+    assert field in body or body.get("field") == field, body

@@ -13,6 +13,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from tickerproject.exceptions import ApplicationError
+
 INSTRUMENT_TOKEN_MAX = 2**32 - 1
 BIGINT_MAX = 2**63 - 1
 DATETIME_YEARS = range(1970, 2200)
@@ -55,3 +57,10 @@ def instrument_token_text_check(key: str) -> None:
     # "²" is a digit to str.isdigit() but not to int(); a decimal string converts.
     if not key.isdecimal() or not 1 <= int(key) <= INSTRUMENT_TOKEN_MAX:
         raise serializers.ValidationError(f"An instrument token is 1 to {INSTRUMENT_TOKEN_MAX}.")
+
+
+def underlying_check(underlying: str) -> None:
+    """Raise ApplicationError naming ``underlying`` if Kite cannot have named it so (a NUL was a 500 on
+    PostgreSQL, whose text cannot hold one)."""
+    if not UNDERLYING_NAME.fullmatch(underlying):
+        raise ApplicationError("An underlying is 1 to 64 letters, digits, & or -.", field="underlying")

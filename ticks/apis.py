@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.parsers import StrictJSONParser
-from tickerproject.bounds import INSTRUMENT_TOKEN_MAX, UNDERLYING_NAME
+from tickerproject.bounds import INSTRUMENT_TOKEN_MAX, underlying_check
 from tickerproject.exceptions import ApplicationError, NotFoundError
 from tickerproject.pagination import BoundedLimitOffsetPagination
 from ticks.instruments_csv import KITE_HEADER
@@ -74,8 +74,7 @@ class ChainExpiryListApi(APIView):
         )
     )
     def get(self, request: Request, underlying: str) -> Response:
-        if not UNDERLYING_NAME.fullmatch(underlying):
-            raise ApplicationError("An underlying is 1 to 64 letters, digits, & or -.", field="underlying")
+        underlying_check(underlying)
         if not underlying_exists(underlying=underlying):
             raise NotFoundError(f"No active options for underlying {underlying!r}.", field="underlying")
         expiries = chain_expiries(underlying=underlying)

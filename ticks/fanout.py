@@ -75,11 +75,13 @@ class StreamFanoutHook:
             selected = batch.ticks[options & (table.chain[rows] == chain_id)]
             gathered = self._gather(chain_group(chain.underlying, chain.expiry), batch.received_at)
             records = _records_for(selected["instrument_token"], frame)
-            _put(gathered, _option_rows(selected, records) + companions.get(chain.underlying, []), bars)
+            own = companions.get(chain.underlying, _Companions())
+            _put(gathered, _option_rows(selected, records) + own.rows, bars)
             gathered.chain = f"{chain.underlying}:{chain.expiry.isoformat()}"
             gathered.fields.update(_chain_fields(frame, chain_id, table))
-        for underlying, companion_rows in companions.items():
-            _put(self._gather(underlying_group(underlying), batch.received_at), companion_rows, bars)
+            _stamp(gathered, max(int(selected["exchange_timestamp"].max(initial=0)), own.newest))
+        for underlying, companion in companions.items():
+            _put(self._gather(underlying_group(underlying), batch.received_at), companion.rows, bars)
         self._last_frame_at = asyncio.get_running_loop().time()
         if self._gathered and self._sending is None:
             self._sending = asyncio.get_running_loop().create_task(self._send_after_gathering())
@@ -110,6 +112,13 @@ class StreamFanoutHook:
             await asyncio.sleep(wait)
         self._sending = None  # frames from here on gather for the next send
         await self.flush()
+
+
+def _stamp(gathered: _Gathered, exchange_time: int) -> None:
+    """The chain's ``exchange_time``: the newest exchange timestamp of its ticks in the step (frames
+    of one step come from several connections, not necessarily in exchange-time order)."""
+    if exchange_time > gathered.fields.get("exchange_time", 0):
+        gathered.fields["exchange_time"] = exchange_time
 
 
 def _put(gathered: _Gathered, rows: list[Row], bars: dict[int, str]) -> None:
@@ -205,18 +214,28 @@ def _report_failure(task: asyncio.Task[None]) -> None:
         logger.error("stream fan-out: sending a step's rows failed", exc_info=task.exception())
 
 
+@dataclass
+class _Companions:
+    """One underlying's index and futures rows in a frame."""
+
+    rows: list[Row] = field(default_factory=list)
+    newest: int = 0  # their newest exchange timestamp (0: none stamped, as in ltp mode)
+
+
 def _companion_rows(
     ticks: npt.NDArray[np.void],
     mask: npt.NDArray[np.bool_],
     rows: npt.NDArray[np.intp],
     table: InstrumentTable,
-) -> dict[str, list[Row]]:
+) -> dict[str, _Companions]:
     """The frame's index and futures rows, by underlying."""
-    by_underlying: dict[str, list[Row]] = {}
+    by_underlying: dict[str, _Companions] = {}
     for tick, row in zip(ticks[mask], rows[mask].tolist(), strict=True):
         underlying = _underlying_of(table, row)
         if underlying is not None:
-            by_underlying.setdefault(underlying, []).append(_companion_row(tick))
+            companions = by_underlying.setdefault(underlying, _Companions())
+            companions.rows.append(_companion_row(tick))
+            companions.newest = max(companions.newest, int(tick["exchange_timestamp"]))
     return by_underlying
 
 
@@ -242,6 +261,7 @@ def _option_rows(ticks: npt.NDArray[np.void], records: GreeksRecords | None) -> 
         "ask": ticks["ask_price"][:, 0].tolist(),
         "oi": ticks["oi"].tolist(),
         "volume": ticks["volume_traded"].tolist(),
+        "last_trade_time": [t or None for t in ticks["last_trade_time"].tolist()],  # 0: none (ltp, quote)
     }
     if records is not None:
         for name, decimals in GREEK_DECIMALS.items():

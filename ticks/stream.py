@@ -21,7 +21,10 @@ from django.conf import settings
 
 from greeks.selectors import Chain, greeks_chain_live
 from tickerproject.exceptions import NotFoundError
+from ticks.bars.selectors import bars_oi_previous_close
+from ticks.clocks import market_now
 from ticks.conflation import Delta, Row
+from ticks.market_time import IST
 from ticks.models import Instrument
 from ticks.selectors import underlying_index
 
@@ -146,13 +149,19 @@ def token_groups(tokens: list[int]) -> set[str]:
 
 
 def stream_snapshot(chain: object) -> dict[str, Any]:
-    """The whole chain from the latest-tick and greeks caches, as the stream's rows."""
+    """The whole chain from the latest-tick and greeks caches, as the stream's rows (five queries and
+    one Redis round trip). Rows carry ``oi_prev``, the OI at the previous session's close from the
+    stored bars, for the change in OI; the header the chain's lot size and its underlying's future."""
     underlying, expiry = chain_parse(chain)
     try:
         live = greeks_chain_live(underlying=underlying, expiry=expiry)
     except NotFoundError:
         raise StreamError(f"unknown chain {chain!r}", field="chain") from None
     index = underlying_index(underlying=underlying)
+    moment = live.as_of or market_now()  # the chain's market time; the market clock before any tick
+    rows = _rows(live)
+    oi_prev = bars_oi_previous_close(tokens=[row["instrument_token"] for row in rows], at=moment)
+    companions = _companion_instruments(underlying)
     return {
         "underlying": underlying,
         "expiry": expiry.isoformat(),
@@ -161,9 +170,12 @@ def stream_snapshot(chain: object) -> dict[str, Any]:
         "atm_strike": None if live.atm_strike is None else float(live.atm_strike),
         "t_years": live.t_years,
         "as_of": None if live.as_of is None else live.as_of.isoformat(),
-        "rows": _rows(live),
-        "companions": _companions(underlying),
+        "exchange_time": None if live.as_of is None else int(live.as_of.timestamp()),
+        "rows": [{**row, "oi_prev": oi_prev.get(row["instrument_token"])} for row in rows],
+        "companions": [token for token, _, _ in companions],
         "index_token": None if index is None else index.instrument_token,
+        "future_token": _nearest_future(companions, moment.astimezone(IST).date()),
+        "lot_size": _lot_size(underlying, expiry),
     }
 
 
@@ -178,7 +190,30 @@ def _rows(chain: Chain) -> list[dict[str, Any]]:
 
 def _companions(underlying: str) -> list[int]:
     """The index and futures of the underlying (their rows arrive in underlying.<U>)."""
+    return [token for token, _, _ in _companion_instruments(underlying)]
+
+
+def _companion_instruments(underlying: str) -> list[tuple[int, str, date | None]]:
+    """(token, instrument type, expiry) of the underlying's active index and futures (one query)."""
     exchange, _, symbol = settings.UNDERLYING_INDEX.get(underlying, ":").partition(":")
     index = Instrument.objects.filter(exchange=exchange, tradingsymbol=symbol, is_active=True)
     futures = Instrument.objects.filter(name=underlying, instrument_type=Instrument.Type.FUT, is_active=True)
-    return list((index | futures).values_list("instrument_token", flat=True))
+    return list((index | futures).values_list("instrument_token", "instrument_type", "expiry"))
+
+
+def _nearest_future(companions: list[tuple[int, str, date | None]], market_day: date) -> int | None:
+    """The future expiring first on or after the market day (it still trades on its expiry day)."""
+    live = [
+        (expiry, token)
+        for token, kind, expiry in companions
+        if kind == Instrument.Type.FUT and expiry is not None and expiry >= market_day
+    ]
+    return min(live)[1] if live else None
+
+
+def _lot_size(underlying: str, expiry: date) -> int | None:
+    """The chain's options' lot size; None when the instrument dump gave none (0)."""
+    lots = Instrument.objects.filter(
+        name=underlying, expiry=expiry, instrument_type__in=OPTION_TYPES, is_active=True
+    ).values_list("lot_size", flat=True)
+    return lots.first() or None

@@ -95,7 +95,9 @@ def _iso(epoch: float) -> str:
 def test_the_live_chain_has_both_legs_per_strike_with_greeks(
     key_client: APIClient, django_assert_num_queries: Any
 ) -> None:
-    _stream(chain_frame(WEEKLY))
+    frame = chain_frame(WEEKLY)
+    frame["last_trade_time"] = NOW - 5
+    _stream(frame)
 
     with django_assert_num_queries(2):  # key with its user, the chain's options
         response = key_client.get(CHAIN)
@@ -113,8 +115,9 @@ def test_the_live_chain_has_both_legs_per_strike_with_greeks(
     call = _leg(body, ATM, "CE")
     assert set(call) == {
         "instrument_token", "last_price", "bid", "ask", "oi", "volume",
-        "iv", "iv_mid", "delta", "gamma", "theta", "vega", "rho", "status",
+        "iv", "iv_mid", "delta", "gamma", "theta", "vega", "rho", "status", "last_trade_time",
     }  # fmt: skip
+    assert call["last_trade_time"] == _iso(NOW - 5)  # an ISO datetime in IST, as as_of
     assert call["status"] == "ok" and call["instrument_token"] == option_token(WEEKLY, ATM, True)
     assert call["iv"] == pytest.approx(float(smile(ATM, true_forward(WEEKLY), years(WEEKLY))), abs=1e-8)
     assert 0.4 < call["delta"] < 0.6 and _leg(body, ATM, "PE")["delta"] < 0
@@ -232,6 +235,7 @@ def test_at_serves_the_stored_minute_at_or_before(
     )
     assert _leg(late, ATM, "PE")["status"] == "ok"
     assert len(late["strikes"]) == 21
+    assert {row[kind]["last_trade_time"] for row in late["strikes"] for kind in ("CE", "PE")} == {None}
 
 
 def test_history_is_the_iv_at_one_strike_minute_by_minute(
@@ -305,3 +309,14 @@ def test_history_spans_a_whole_ist_day(listed: None, key_client: APIClient) -> N
 
     assert body["date"] == "2026-12-02"
     assert len(body["points"]) == 2
+
+
+def test_the_openapi_schema_gives_a_legs_last_trade_time_as_a_nullable_datetime(
+    key_client: APIClient,
+) -> None:
+    schema = key_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    leg = schema["components"]["schemas"]["OptionOutput"]["properties"]["last_trade_time"]
+    assert (leg["type"], leg["format"], leg["nullable"]) == ("string", "date-time", True)
+    history = schema["components"]["schemas"]["OptionHistoryPoint"]["properties"]
+    assert "last_trade_time" not in history  # stored minutes do not keep it

@@ -176,16 +176,59 @@ def test_futures_trade_near_the_forward(market: Market) -> None:
     assert market.forward("NIFTY", date(2026, 9, 29)) > market.spot("NIFTY")
 
 
-def test_volume_and_oi_only_grow_and_ticks_are_rate_limited() -> None:
+def test_volume_grows_oi_moves_one_way_a_day_and_ticks_are_rate_limited() -> None:
     market = market_build(7, OPEN)
     changes = np.zeros(len(market.universe))
     volume, oi = market.table.volume.copy(), market.table.oi.copy()
+    direction = np.sign(market.dynamics.oi_change)  # towards the next session's opening OI
     for t in np.arange(0.1, 20.0, 0.1):
         changes += market.advance(OPEN + 60 + float(t))
-        assert np.all(market.table.volume >= volume) and np.all(market.table.oi >= oi)
+        assert np.all(market.table.volume >= volume)
+        assert np.all((market.table.oi - oi) * direction >= 0)
         volume, oi = market.table.volume.copy(), market.table.oi.copy()
+    table = market.table
+    assert np.all((table.oi_day_low <= table.oi) & (table.oi <= table.oi_day_high))
     assert changes.max() <= 2 * 20 + 1
     assert changes.sum() > 0
+
+
+def _options_at_close(seed: int, day: date) -> tuple[Market, dict[int, float], dict[int, float]]:
+    """A market stepped through ``day`` to its last instant: each token's (opening OI, closing OI)."""
+    market = market_build(seed, session_open_epoch(day))
+    opened = dict(zip(market.table.token.tolist(), market.table.oi.tolist(), strict=True))
+    for t in np.arange(600.0, 22_500.0, 600.0):
+        market.advance(session_open_epoch(day) + float(t))
+    market.finish_session()
+    assert market.session == day
+    return market, opened, dict(zip(market.table.token.tolist(), market.table.oi.tolist(), strict=True))
+
+
+def test_a_session_opens_with_the_oi_the_last_one_closed_with_and_moves_on_its_own() -> None:
+    market, opened, closed = _options_at_close(7, SESSION)
+    market.advance(session_open_epoch(date(2026, 8, 18)))  # the roll: a new universe and new dynamics
+
+    assert market.session == date(2026, 8, 18)
+    reopened = dict(zip(market.table.token.tolist(), market.table.oi.tolist(), strict=True))
+    carried = [token for token in reopened if token in closed and closed[token] > 0]
+    assert len(carried) > 2000  # every contract still listed but the index
+    assert [token for token in carried if reopened[token] != closed[token]] == []
+    moved = np.array([closed[token] - opened[token] for token in carried])
+    assert (moved > 0).sum() > 1000 and (moved < 0).sum() > 100  # a day adds OI, or sheds it
+
+
+def test_the_candles_close_each_day_on_the_oi_the_next_day_opens_with() -> None:
+    market, _, closed = _options_at_close(11, SESSION)
+    tokens = [_token(market, key) for key in ("NFO:NIFTY26AUG24800CE", "NFO:NIFTY26SEP26000PE",
+                                              "NFO:NIFTY26AUGFUT", "BFO:SENSEX26AUG81100CE")]  # fmt: skip
+    market.advance(session_open_epoch(date(2026, 8, 18)))
+    first = market.quote(tokens[0])
+    assert first.oi == first.oi_day_low == first.oi_day_high  # nothing traded yet
+
+    for token in tokens:
+        minutes = market.candles(token, "minute", OPEN, OPEN + 22_500)
+        days = market.candles(token, "day", session_open_epoch(date(2026, 8, 10)), OPEN + 22_500)
+        assert minutes[-1][6] == days[-1][6] == closed[token] == market.quote(token).oi
+        assert len({day[6] for day in days}) == len(days) == 6  # OI moves every session
 
 
 def test_nothing_changes_without_time_passing(market: Market) -> None:
@@ -284,10 +327,10 @@ def test_after_the_close_the_clock_runs_on_shut_then_jumps_to_the_next_session()
     assert not closed_evening(datetime(2026, 12, 25, 15, 31, tzinfo=IST).timestamp(), 600.0)  # a holiday
 
 
-async def test_the_closed_evening_keeps_the_date_and_the_tokens_and_sends_no_ticks() -> None:
+async def test_the_closed_evening_keeps_the_date_and_the_tokens_and_sends_only_the_close() -> None:
     state = build_state(
         seed=3,
-        speed=60.0,
+        speed=1.0,  # at 60x a build slower than 0.17 s on a busy box reached 15:30 before the first step
         start_epoch=datetime(2026, 12, 8, 15, 29, 50, tzinfo=IST).timestamp(),
         close_linger_s=600.0,
     )
@@ -299,6 +342,9 @@ async def test_the_closed_evening_keeps_the_date_and_the_tokens_and_sends_no_tic
 
     assert state.clock.now_ist().date() == date(2026, 12, 8)
     assert state.market.session == date(2026, 12, 8)
+    close = session_open_epoch(date(2026, 12, 8)) + 22_500
+    assert state.market.now == close - 1e-6  # the final slots before 15:30 were published
+    assert not state.market.finish_session().any()  # once
     assert state.accounts.authenticate("demo", "demotoken", state.clock.now()) is not None
     state.clock.jump(600.0)  # 15:40:05: the jump to the next session's open
     pump_once(state, hub, None, 0.1)

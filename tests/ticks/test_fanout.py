@@ -186,6 +186,53 @@ async def test_forming_bars_of_primary_tokens_travel_with_their_rows(hooks: Hook
     assert messages[f"chain.NIFTY.{MONTHLY}"]["bar_tokens"] == [INDEX_TOKEN]  # its underlying's bar
 
 
+async def test_option_rows_carry_the_last_trade_time_and_null_without_one(hooks: Hooks) -> None:
+    greeks, layer, fanout = hooks
+    frame = chain_frame(WEEKLY)  # the index first, then the options
+    frame["last_trade_time"][1:] = NOW - np.arange(frame.size - 1)  # each option traded a second apart
+    frame["last_trade_time"][2] = 0  # a packet without one (ltp and quote modes)
+    batch = TickBatch("acct", frame, 1.0)
+    await greeks(batch)
+
+    await fanout(batch)
+    await fanout.flush()
+
+    rows = {
+        row["instrument_token"]: row
+        for row in map(json.loads, dict(layer.sent)[f"chain.NIFTY.{WEEKLY}"]["rows"])
+    }
+    expected = {
+        int(t): int(ltt) or None
+        for t, ltt in zip(frame["instrument_token"][1:], frame["last_trade_time"][1:], strict=True)
+    }
+    assert {token: rows[token]["last_trade_time"] for token in expected} == expected
+    assert list(expected.values()).count(None) == 1
+    assert "last_trade_time" not in rows[INDEX_TOKEN]  # the index and futures rows stay as they were
+
+
+async def test_a_chains_exchange_time_is_the_newest_tick_of_the_step(hooks: Hooks) -> None:
+    """Connections frame apart and not in exchange-time order: the chain keeps the newest stamp."""
+    greeks, layer, fanout = hooks
+    first = TickBatch("acct", chain_frame(WEEKLY, now=NOW), 1.0)  # options and the index at NOW
+    await greeks(first)
+
+    await fanout(first)
+    await fanout(TickBatch("acct", tick_rows([FUTURE_TOKEN], [SPOT], exchange_timestamp=NOW + 3), 1.001))
+    await fanout(TickBatch("acct", chain_frame(WEEKLY, now=NOW + 1, with_index=False), 1.002))  # older
+    await fanout(TickBatch("acct", tick_rows([INDEX_TOKEN], [SPOT], exchange_timestamp=0, mode="ltp"), 1.003))
+    await fanout.flush()
+
+    messages = dict(layer.sent)
+    assert messages[f"chain.NIFTY.{WEEKLY}"]["fields"]["exchange_time"] == NOW + 3  # the future's
+    assert messages[f"chain.NIFTY.{MONTHLY}"]["fields"]["exchange_time"] == NOW + 3  # its underlying's only
+    assert "fields" not in messages["underlying.NIFTY"]
+
+    layer.sent.clear()
+    await fanout(TickBatch("acct", tick_rows([INDEX_TOKEN], [SPOT], exchange_timestamp=0, mode="ltp"), 2.0))
+    await fanout.flush()
+    assert "exchange_time" not in dict(layer.sent)[f"chain.NIFTY.{WEEKLY}"]["fields"]  # unstamped: not null
+
+
 async def _never_called(records: object) -> None:
     raise AssertionError("no bar closes in these frames")
 

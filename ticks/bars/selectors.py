@@ -7,11 +7,12 @@ instead (``bars_prefer``). So the answer for one bucket never mixes the two sour
 read in one query whatever its length.
 """
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Final
 
 import pandas as pd
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from tickerproject.exceptions import ApplicationError, NotFoundError
 from ticks.bars.intervals import MINUTE
@@ -24,6 +25,8 @@ from ticks.bars.resample import (
     bars_resample,
     empty_frame,
 )
+from ticks.exchange_calendar import TradingCalendar, market_calendar
+from ticks.market_time import IST, MARKET_OPEN
 from ticks.models import Bar, Instrument
 
 ROW_FIELDS: Final = ("start", *COLUMNS)
@@ -85,6 +88,42 @@ def bars_read(*, instrument_token: int, interval: str, start: datetime, end: dat
     minutes = _frame([row[1:] for row in rows if row[0] == MINUTE])
     stored = _frame([row[1:] for row in rows if row[0] != MINUTE])
     return bars_in_window(bars_prefer(bars_resample(minutes, interval), stored), window)
+
+
+def bars_oi_previous_close(
+    *, tokens: Collection[int], at: datetime, calendar: TradingCalendar | None = None
+) -> dict[int, int]:
+    """Each listed token's OI at the close of the session before the one ``at`` belongs to: the OI of
+    its newest stored 1-minute bar starting before that session's open (one query). Tokens with no
+    such bar (or no instrument row) are left out.
+
+    The session ``at`` belongs to is the latest one open by then on ``calendar`` (default
+    market_calendar()): before 09:15, on a weekend or a holiday, the data on screen is the last
+    session's, and its change in OI is measured from the close before it. Per token the bar is one
+    backward step on the (instrument, interval, start) index, however many minutes are stored.
+    """
+    opened = session_opened_by(at, calendar or market_calendar())
+    newest = (
+        Bar.objects.filter(instrument_token=OuterRef("instrument_token"), interval=MINUTE, start__lt=opened)
+        .order_by("-start")
+        .values("oi")[:1]
+    )
+    rows = (
+        Instrument.objects.filter(instrument_token__in=tokens)
+        .annotate(oi_prev=Subquery(newest))
+        .values_list("instrument_token", "oi_prev")
+        .distinct()  # Kite reuses tokens: one row per listing
+    )
+    return {token: oi for token, oi in rows if oi is not None}
+
+
+def session_opened_by(moment: datetime, calendar: TradingCalendar) -> datetime:
+    """The open (09:15 IST) of the latest session that has opened by ``moment`` (an aware datetime)."""
+    local = moment.astimezone(IST)
+    day = local.date()
+    if not (calendar.is_session(day) and local.time() >= MARKET_OPEN):
+        day = calendar.previous_session(day)
+    return datetime.combine(day, MARKET_OPEN, tzinfo=IST)
 
 
 def bar_rows(bars: pd.DataFrame) -> list[BarRow]:

@@ -1,6 +1,7 @@
 """Reads of bars: one query for any range, stored bars where no minute lies, kitesim's candles as oracle."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,8 +12,16 @@ from tests.ticks.factories import OptionFactory
 from tickerproject.exceptions import ApplicationError, NotFoundError
 from ticks.bars.intervals import INTERVAL_MINUTES
 from ticks.bars.records import BarRecord
-from ticks.bars.selectors import bar_rows, bars_minute_rows, bars_read, instrument_resolve
+from ticks.bars.selectors import (
+    bar_rows,
+    bars_minute_rows,
+    bars_oi_previous_close,
+    bars_read,
+    instrument_resolve,
+    session_opened_by,
+)
 from ticks.bars.services import bars_upsert
+from ticks.exchange_calendar import TradingCalendar
 from ticks.market_time import IST
 
 __all__ = ["oracle"]  # the module-scoped kitesim fixture
@@ -167,3 +176,71 @@ def test_an_unaligned_window_is_cut_as_kitesim_cuts_it(oracle: KiteOracle, inter
 
         assert ours == as_rows(oracle.candles(oracle.option, interval, start, end)), (start, end)
     assert datetime.fromtimestamp(session_open_epoch(second), IST) > windows[1][1]
+
+
+# -- OI at the previous session's close (the dashboard's change in OI) ----------------------------------
+
+# Tuesday 2026-12-01; Christmas (Friday 2026-12-25) is closed on this calendar.
+TUESDAY, MONDAY, FRIDAY = date(2026, 12, 1), date(2026, 11, 30), date(2026, 11, 27)
+CALENDAR = TradingCalendar(holidays=frozenset({date(2026, 12, 25)}), known_until=date(2026, 12, 31))
+
+
+def _oi_bar(token: int, day: date, hour: int, minute: int, oi: int, interval: str = "minute") -> BarRecord:
+    return BarRecord(token, interval, _ist(day, hour, minute).timestamp(), 10.0, 11.0, 9.0, 10.5, 5, oi)
+
+
+@pytest.mark.parametrize(
+    ("moment", "opened"),
+    [
+        (_ist(TUESDAY, 10, 0), _ist(TUESDAY, 9, 15)),
+        (_ist(TUESDAY, 9, 15), _ist(TUESDAY, 9, 15)),
+        (_ist(TUESDAY, 9, 14, 59), _ist(MONDAY, 9, 15)),  # pre-open: Monday's data is on screen
+        (_ist(TUESDAY, 23, 0), _ist(TUESDAY, 9, 15)),
+        (_ist(date(2026, 11, 29), 12, 0), _ist(FRIDAY, 9, 15)),  # a Sunday
+        (_ist(date(2026, 12, 25), 12, 0), _ist(date(2026, 12, 24), 9, 15)),  # a holiday
+        (datetime(2026, 12, 1, 4, 0, tzinfo=UTC), _ist(TUESDAY, 9, 15)),  # 09:30 IST, given in UTC
+    ],
+)
+def test_the_session_a_moment_belongs_to_is_the_latest_opened_by_then(
+    moment: datetime, opened: datetime
+) -> None:
+    assert session_opened_by(moment, CALENDAR) == opened
+
+
+def test_oi_previous_close_is_the_newest_minute_before_the_sessions_open(
+    django_assert_num_queries: Any,
+) -> None:
+    traded, quiet, unstored = (
+        OptionFactory(expiry=date(2026, 12, 8), strike=Decimal(k)).instrument_token
+        for k in (25000, 25500, 26000)
+    )
+    bars_upsert(
+        records=[
+            _oi_bar(traded, MONDAY, 15, 28, 900),
+            _oi_bar(traded, MONDAY, 15, 29, 1_000),  # the close before Tuesday's open
+            _oi_bar(traded, TUESDAY, 9, 15, 5_000),  # Tuesday's own: not the previous close
+            _oi_bar(traded, TUESDAY, 0, 0, 7_000, interval="day"),  # a day bar: minutes only
+            _oi_bar(quiet, FRIDAY, 14, 2, 300),  # no trade on Monday: Friday's last minute
+        ]
+    )
+
+    with django_assert_num_queries(1):
+        oi = bars_oi_previous_close(
+            tokens=[traded, quiet, unstored, 42], at=_ist(TUESDAY, 11, 0), calendar=CALENDAR
+        )
+
+    assert oi == {traded: 1_000, quiet: 300}
+    assert (
+        bars_oi_previous_close(tokens=[traded], at=_ist(TUESDAY, 8, 0), calendar=CALENDAR) == {}
+    )  # before Monday
+    assert bars_oi_previous_close(tokens=[traded], at=_ist(date(2026, 12, 2), 10, 0), calendar=CALENDAR) == {
+        traded: 5_000
+    }
+
+
+def test_a_reused_token_gives_one_previous_close() -> None:
+    OptionFactory(expiry=date(2026, 11, 24), instrument_token=777, is_active=False)
+    OptionFactory(expiry=date(2026, 12, 8), instrument_token=777)
+    bars_upsert(records=[_oi_bar(777, MONDAY, 15, 29, 1_234)])
+
+    assert bars_oi_previous_close(tokens=[777], at=_ist(TUESDAY, 10, 0), calendar=CALENDAR) == {777: 1_234}
