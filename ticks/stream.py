@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 
 from greeks.selectors import Chain, greeks_chain_live
+from tickerproject.bounds import UNDERLYING_NAME
 from tickerproject.exceptions import NotFoundError
 from ticks.bars.selectors import bars_oi_previous_close
 from ticks.clocks import market_now
@@ -40,11 +41,17 @@ class StreamError(Exception):
 
 
 def chain_group(underlying: str, expiry: date) -> str:
-    return f"chain.{underlying}.{expiry.isoformat()}"
+    return f"chain.{_group_name(underlying)}.{expiry.isoformat()}"
 
 
 def underlying_group(underlying: str) -> str:
-    return f"underlying.{underlying}"
+    return f"underlying.{_group_name(underlying)}"
+
+
+def _group_name(underlying: str) -> str:
+    """An underlying in a group name, which Channels limits to letters, digits, "-", "_" and ".": "&"
+    (M&M) is written "_26"; Kite's names (tickerproject.bounds.UNDERLYING_NAME) have no "_" of their own."""
+    return underlying.replace("&", "_26")
 
 
 def rows_message(
@@ -98,7 +105,7 @@ def chain_parse(chain: object) -> tuple[str, date]:
         expiry = date.fromisoformat(day)
     except ValueError:
         raise StreamError(f"bad expiry in chain {chain!r}", field="chain") from None
-    if not underlying.isalnum():
+    if not UNDERLYING_NAME.fullmatch(underlying):
         raise StreamError(f"bad underlying in chain {chain!r}", field="chain")
     return underlying, expiry
 

@@ -21,13 +21,13 @@ from typing import Any, Literal
 from django.conf import settings
 from prometheus_client import Counter
 
-from tickerproject.bounds import INSTRUMENT_TOKEN_MAX
+from tickerproject.bounds import INSTRUMENT_TOKEN_MAX, UNDERLYING_NAME
 from ticks.stream import StreamError
 
 Action = Literal["subscribe", "unsubscribe", "snapshot"]
 ACTIONS: tuple[Action, ...] = ("subscribe", "unsubscribe", "snapshot")
 # Instrument.name is at most 64 characters; channels' group names must stay under 100.
-CHAIN = re.compile(r"([A-Za-z0-9]{1,64}):([0-9]{4}-[0-9]{2}-[0-9]{2})")
+CHAIN = re.compile(rf"({UNDERLYING_NAME.pattern}):([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})")
 SHOWN_CHARS = 40  # of a client's value quoted back in an error
 
 # A string, or an unterminated one to the end: never a failed match, so each quote is read once (a

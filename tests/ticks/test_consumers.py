@@ -311,3 +311,26 @@ async def test_an_idle_consumer_outlives_the_redis_socket_timeout_trap(
 
     delta = await client.receive_json_from(timeout=5)
     assert (delta["type"], delta["rows"]) == ("delta", rows)
+
+
+@pytest.mark.parametrize("underlying", ["M&M", "BAJAJ-AUTO"])  # Kite's names with "&" and "-"
+async def test_a_chain_named_with_kites_punctuation_streams(
+    underlying: str, client: Client, redis_client
+) -> None:
+    token = await database_sync_to_async(
+        lambda: (
+            OptionFactory(
+                name=underlying, expiry=EXPIRY, tradingsymbol=f"{underlying}26DEC1000CE"
+            ).instrument_token
+        )
+    )()
+    await client.send_json_to({"action": "subscribe", "chain": f"{underlying}:2026-12-01"})
+    snapshot = await client.receive_json_from()
+
+    await get_channel_layer().group_send(
+        chain_group(underlying, EXPIRY), rows_message([{"instrument_token": token, "last_price": 7.5}])
+    )
+    delta = await client.receive_json_from()
+
+    assert snapshot["type"] == "snapshot" and [row["instrument_token"] for row in snapshot["rows"]] == [token]
+    assert delta["type"] == "delta" and delta["rows"] == [{"instrument_token": token, "last_price": 7.5}]
