@@ -16,6 +16,8 @@ CHROMIUM_ARGS = [
 ]
 LAPTOP = {"width": 1400, "height": 900}
 PHONE = {"width": 390, "height": 844}
+SMALL_LAPTOP = {"width": 1366, "height": 768}
+FULL_HD = {"width": 1920, "height": 1080}
 
 
 def log_in(page: Page, url: str) -> None:
