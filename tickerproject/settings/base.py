@@ -152,6 +152,7 @@ ORDER_SWEEP_S = env.float("ORDER_SWEEP_S", default=15.0)
 BARS_SETTLE_S = env.float("BARS_SETTLE_S", default=60.0)
 FEED_REBALANCE_S = env.float("FEED_REBALANCE_S", default=5.0)
 BARS_GAP_FILL_S = env.float("BARS_GAP_FILL_S", default=300.0)
+BARS_PREVIOUS_CLOSE_S = env.float("BARS_PREVIOUS_CLOSE_S", default=60.0)
 # The whole beat schedule lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     # The trading day (06:00 token rollover, 08:30 instruments, 09:00 pre-open plan, 09:15 live, 15:30
@@ -172,6 +173,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "bars.fill_gaps",
         "schedule": BARS_GAP_FILL_S,
         "options": {"expires": BARS_GAP_FILL_S},
+    },
+    # The options' previous close (change in OI): strikes a re-plan adds get theirs within a period.
+    "bars-previous-close": {
+        "task": "bars.previous_close",
+        "schedule": BARS_PREVIOUS_CLOSE_S,
+        "options": {"expires": BARS_PREVIOUS_CLOSE_S},
     },
     "bars-prune": {
         "task": "bars.prune",

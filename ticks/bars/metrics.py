@@ -29,4 +29,4 @@ SETTLE_PRICE_DIFF = Histogram(
 )
 SETTLED = Counter(
     "bars_settled_total", "Minutes written from Kite's candles", ["outcome"]
-)  # replaced | inserted | filled
+)  # replaced | inserted | filled | previous_close

@@ -1,9 +1,11 @@
-"""Beat tasks for Kite's candles: settle closed minutes, fill gaps, prune old bars.
+"""Beat tasks for Kite's candles: settle closed minutes, fill gaps, fetch the options' previous close,
+prune old bars.
 
-Start-up: ``bars.fill_gaps`` also runs once when beat starts (the ``beat_init`` signal), so a service
-brought up mid-session, or after an outage, has its gaps filled without waiting a whole
-BARS_GAP_FILL_S. Beat is the one process that exists exactly once, so the start-up fill runs once
-per deployment, not once per worker. The periodic run catches gaps a feed outage leaves later on.
+Start-up: ``bars.fill_gaps`` and ``bars.previous_close`` also run once when beat starts (the
+``beat_init`` signal), so a service brought up mid-session, or after an outage, has its gaps filled
+and its change in OI without waiting a whole period. Beat is the one process that exists exactly
+once, so the start-up runs happen once per deployment, not once per worker. The periodic runs catch
+the gaps a feed outage leaves later on, and the strikes a re-plan adds.
 """
 
 import logging
@@ -15,6 +17,7 @@ from django.conf import settings
 
 from orders.redis_io import orders_redis
 from ticks.bars.kite_history import HistoryUnavailable, default_account, kite_history_for
+from ticks.bars.previous_close import bars_previous_close
 from ticks.bars.retention import bars_prune
 from ticks.bars.settlement import bars_fill_gaps, bars_settle
 from ticks.bars.watched import bars_clock, watched_clock_tokens
@@ -61,6 +64,30 @@ def fill_gaps() -> dict[str, int]:
     return {str(token): count for token, count in written.items()}
 
 
+@shared_task(
+    name="bars.previous_close",
+    soft_time_limit=settings.BARS_PREVIOUS_CLOSE_S * 0.9,
+    time_limit=settings.BARS_PREVIOUS_CLOSE_S,
+    **RETRY,
+)
+def previous_close() -> dict[str, int | str]:
+    account = default_account()
+    if account is None:
+        logger.warning("bars previous close skipped: no enabled healthy broker account")
+        return {}
+    client = orders_redis()
+    # Half the period, as settlement: the rest is head-room for a request waiting on Kite's bucket.
+    result = bars_previous_close(
+        client=client,
+        history=kite_history_for(account, client),
+        now=bars_clock(client, watched_clock_tokens()),
+        budget_s=settings.BARS_PREVIOUS_CLOSE_S / 2,
+    )
+    counts = result.as_dict()
+    logger.info("bars previous close: %s", counts)
+    return counts
+
+
 @shared_task(name="bars.prune", soft_time_limit=120, time_limit=180)
 def prune() -> dict[str, int]:
     today = bars_clock(orders_redis(), watched_clock_tokens()).astimezone(IST).date()
@@ -68,5 +95,6 @@ def prune() -> dict[str, int]:
 
 
 @beat_init.connect
-def fill_gaps_at_start(sender: Any = None, **kwargs: Any) -> None:
+def kite_candles_at_start(sender: Any = None, **kwargs: Any) -> None:
     fill_gaps.apply_async(expires=settings.BARS_GAP_FILL_S)
+    previous_close.apply_async(expires=settings.BARS_PREVIOUS_CLOSE_S)

@@ -20,7 +20,6 @@ from ticks.feeds.latest import latest_ticks_read
 from ticks.market_time import IST, MARKET_CLOSE, MARKET_OPEN
 from ticks.models import Instrument, WatchSpec
 from ticks.selectors import OPTION_TYPES, underlying_index
-from workers.models import FeedAssignment
 from workers.selectors import feed_plan_current
 
 
@@ -74,7 +73,7 @@ def _planned_options(underlying: str) -> list[Instrument]:
     plan = feed_plan_current()
     if plan is None:
         return []
-    tokens = FeedAssignment.objects.filter(plan=plan, primary=True).values_list("instrument_token", flat=True)
+    tokens = plan.assignments.filter(primary=True).values_list("instrument_token", flat=True)
     return list(
         Instrument.objects.filter(
             instrument_token__in=list(tokens),
