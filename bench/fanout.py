@@ -1,58 +1,71 @@
-"""Live chains to many browsers: kitesim -> feed worker (greeks, fan-out) -> web -> N WebSocket clients.
+"""Live chains to many browsers: the web's CPU per delivered delta, and the deltas' latency.
 
-Starts kitesim, a Celery feeds worker and the web (uvicorn with --workers, as in the Procfile) as their own
-processes on a bench database and Redis database 12, then connects N clients (N = 1, 100, 500; each
-offers permessage-deflate as browsers do), each subscribed to one of 4 NIFTY chains, and for the N
-in --slow runs again with one more client that subscribes and never reads. Prints per round: delta
-latency from the feed receiving the frame to the client receiving the delta (p50/p99; the kitesim ->
-feed loopback hop is bench/feed_throughput.py's), deltas/s received, the web processes' CPU and RSS,
-this process's CPU (the clients share the same 2 cores), how long the N snapshots took, any
-connection that failed, and what became of the slow client. Latency is given for the newest row of
-each delta (how fresh the client's view is) and for the oldest (the longest any row waited for
-conflation, bounded by STREAM_FLUSH_MS). The clients' own garbage collector is off while they measure,
-so that its pauses are not counted as the server's.
+Starts kitesim, a Celery feeds worker and the web (uvicorn with --workers and --ws-max-size, as in the
+Procfile) as their own process groups (bench/processes.py) on a bench SQLite file and Redis database 12
+(BENCH_REDIS_URL, flushed; the channel layer and the feeds' control channel get a prefix of their own,
+since Redis pub/sub ignores the database number). Then for each N in --clients, --repeat times, N
+WebSocket clients (bench/fanout_clients.py, each offering permessage-deflate as browsers do, each
+subscribed to one of 4 NIFTY chains) in client processes of their own process groups, at most
+--per-process clients each; for the N in --slow once more with one more client that never reads.
 
-    .venv/bin/python bench/fanout.py [--seconds 15] [--clients 1,100,500] [--slow 100]
+Per round, the headline: the web's CPU seconds per delta delivered (utime + stime from /proc/<pid>/stat
+of every process in the web's group, over the window, divided by the deltas the clients received in
+it) and its ratio to the 0.05 ms target; beside it the latency from the feed receiving a frame to the
+client receiving the delta, p50/p99, for the newest row of each delta (how fresh the view is) and the
+oldest (the longest a row waited for conflation); deltas/s; the web's CPU per process and RSS; the
+clients' CPU (their process groups, apart); the machine's busy share and load average; gaps in ``seq``
+per connection (there must be none); connections that failed; the slow client's fate. With --profile,
+py-spy (not in requirements.txt: ``.venv/bin/pip install py-spy``) samples each web worker over each
+window without pausing it, and the frames with the most self and total samples are printed.
+
+    .venv/bin/python bench/fanout.py [--seconds 8] [--clients 100,500,1000] [--repeat 2] [--slow 100]
+        [--workers 2] [--web-args "--ws-per-message-deflate false"] [--profile]
 """
 
 import argparse
-import asyncio
-import gc
 import json
+import math
 import os
-import signal
+import shlex
 import subprocess
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = ROOT / "var" / "bench-fanout.sqlite3"
+
+from tests.asgi_server import free_port  # noqa: E402 - needs ROOT on the path
+
+WORKDIR = ROOT / "var" / f"bench-fanout-{os.getpid()}"
+KITE_ROOT = f"http://127.0.0.1:{free_port()}"
+WEB_PORT = free_port()
+PREFIX = f"benchfanout{os.getpid()}"
 ENV = {
     **os.environ,
-    "DJANGO_SETTINGS_MODULE": "tickerproject.settings.base",
-    "DATABASE_URL": f"sqlite:///{BENCH_DB}",
+    "DJANGO_SETTINGS_MODULE": "bench.fanout_settings",
+    "BENCH_CHANNEL_PREFIX": PREFIX,
+    "FEED_CONTROL_CHANNEL": f"{PREFIX}:feeds:control",
+    "DATABASE_URL": f"sqlite:///{WORKDIR / 'db.sqlite3'}",
     "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
-    "KITE_ROOT": "http://127.0.0.1:18765",
+    "KITE_ROOT": KITE_ROOT,
     "MARKET_CLOCK": "kitesim",  # the plan follows kitesim's trading day, whatever the host's
     "LOG_LEVEL": "WARNING",
 }
+WORKDIR.mkdir(parents=True, exist_ok=True)
 os.environ.update(ENV)
 
 import django  # noqa: E402
 
 django.setup()
 
+from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
+from bench.processes import Process, answers  # noqa: E402
 from tests.waiting import until  # noqa: E402
 from ticks.clocks import market_now  # noqa: E402
 from ticks.models import BrokerAccount, ClientApiKey, WatchSpec  # noqa: E402
@@ -60,252 +73,310 @@ from ticks.selectors import chain_expiries  # noqa: E402
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
 from workers.services import feed_plan_refresh, feed_supervise, redis_client  # noqa: E402
 
-WEB_PORT = 18000
-
-
-def _spawn(command: list[str], log: str) -> subprocess.Popen[bytes]:
-    out = (ROOT / "var" / log).open("w")
-    return subprocess.Popen(  # noqa: S603 - our own interpreter with fixed arguments
-        command, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
+TARGET_MS_PER_DELTA = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SETTLE_S = 2.0
+PROFILE_TOP = 20  # after the snapshots, before the window: their aftermath is not the steady state
 
 
 def _prepare() -> list[str]:
-    BENCH_DB.unlink(missing_ok=True)
+    """A fresh database and Redis database, the demo account, NIFTY's 4 nearest chains watched."""
+    (WORKDIR / "db.sqlite3").unlink(missing_ok=True)
     call_command("migrate", verbosity=0)
     redis_client().flushdb()
     account = BrokerAccount(name="demo", api_key="demo", api_secret="demosecret")
     broker_account_set_token(account=account, access_token="demotoken", issued_at=market_now())
-    until(lambda: _loaded(account), timeout=60)
+    instruments_refresh_from_kite(account=account)
     WatchSpec.objects.create(underlying="NIFTY", expiry_count=4, strikes_around_atm=10, mode="full")
     feed_plan_refresh(client=redis_client())
     return [f"NIFTY:{expiry.isoformat()}" for expiry in chain_expiries(underlying="NIFTY")[:4]]
 
 
-def _loaded(account: BrokerAccount) -> bool:
-    try:
-        return instruments_refresh_from_kite(account=account).upserted > 0
-    except OSError:
-        return False
+def _worker_ready() -> bool:
+    log = WORKDIR / "worker.log"
+    return log.exists() and "ready." in log.read_text()
 
 
-def _group_stats(pgid: int) -> list[list[str]]:
-    """/proc/<pid>/stat fields (after the command name) of every live process in the group."""
-    stats = []
+def _group_cpu(pgid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of every live process in the group, by pid."""
+    cpu = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
         if int(fields[2]) == pgid:
-            stats.append(fields)
-    return stats
+            cpu[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return cpu
 
 
-def _cpu_seconds(pgid: int) -> float:
-    """User + system CPU of the web's process group (uvicorn's supervisor and its workers)."""
-    ticks = sum(int(fields[11]) + int(fields[12]) for fields in _group_stats(pgid))
-    return ticks / os.sysconf("SC_CLK_TCK")
+def _rss_mb(pgid: int) -> float:
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[21])
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy (not idle or waiting on I/O) since boot."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
-def _rss_mb(pgid: int) -> float:
-    """Resident memory of the web's process group."""
-    return sum(int(fields[21]) for fields in _group_stats(pgid)) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _spent(before: dict[int, float], after: dict[int, float]) -> dict[int, float]:
+    """CPU spent per pid between two samples (a pid gone by the second sample is left out)."""
+    return {pid: after[pid] - before.get(pid, 0.0) for pid in after}
 
 
 @dataclass
-class Round:
-    """What the clients of one round saw."""
+class Outcome:
+    """One round, as printed and summarised."""
 
-    latencies: list[tuple[float, float]] = field(default_factory=list)  # (newest row, oldest row) seconds
-    snapshots: int = 0
-    failures: Counter[str] = field(default_factory=Counter)  # how connections ended early, by reason
-    slow_client: str = "connected to the end"
-
-
-def _timing(text: str) -> tuple[float, float] | None:
-    """A delta's feed-receipt times. The server writes them last (ticks.stream.delta_text), so the
-    client parses only the tail: 500 clients share this process's core with nothing to spare."""
-    at = text.rfind(',"received_at":')
-    if not text.startswith('{"type":"delta"') or at < 0:
-        return None
-    times = json.loads("{" + text[at + 1 :])
-    if times["received_at"] is None:
-        return None
-    return times["newest_received_at"], times["received_at"]
+    clients: int
+    ms_per_delta: float
+    p50: float
+    p99: float
 
 
-async def _client(url: str, chain: str, seen: Round, stop: asyncio.Event) -> None:
+class ClientProcesses:
+    """The round's client processes (bench/fanout_clients.py), each its own process group."""
+
+    def __init__(self, n: int, chains: list[str], key: str, per_process: int, slow: bool) -> None:
+        url = f"ws://127.0.0.1:{WEB_PORT}/ws/stream/?api_key={key}"
+        script = str(ROOT / "bench" / "fanout_clients.py")
+        count = math.ceil(n / per_process)
+        self.popens = []
+        for i in range(count):
+            share = n // count + (1 if i < n % count else 0)
+            first = sum(n // count + (1 if j < n % count else 0) for j in range(i))
+            command = [sys.executable, script, url, ",".join(chains), "--count", str(share)]
+            command += ["--first", str(first), "--slow", str(int(slow and i == 0))]
+            self.popens.append(
+                subprocess.Popen(  # noqa: S603 - our own interpreter and script
+                    command,
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
+
+    def connected(self) -> tuple[int, float]:
+        """Snapshots received and the longest any process took to get its clients' snapshots."""
+        lines = [json.loads(self._line(popen, "connected")) for popen in self.popens]
+        return sum(line["snapshots"] for line in lines), max(line["seconds"] for line in lines)
+
+    def go(self, seconds: float) -> None:
+        for popen in self.popens:
+            popen.stdin.write(f"go {seconds}\n")
+            popen.stdin.flush()
+
+    def results(self) -> list[dict[str, object]]:
+        results = [json.loads(self._line(popen, "result")) for popen in self.popens]
+        for popen in self.popens:
+            popen.wait(30)
+        return results
+
+    def cpu(self) -> dict[int, float]:
+        return {pid: s for popen in self.popens for pid, s in _group_cpu(popen.pid).items()}
+
+    def kill(self) -> None:
+        for popen in self.popens:
+            if popen.poll() is None:
+                popen.kill()
+                popen.wait(10)
+
+    @staticmethod
+    def _line(popen: subprocess.Popen[str], kind: str) -> str:
+        line = popen.stdout.readline()
+        if not line.startswith(f"{kind} "):
+            raise SystemExit(f"a client process said {line!r} where {kind!r} was due (exit {popen.poll()})")
+        return line.split(" ", 1)[1]
+
+
+def _round(
+    n: int, run: int, chains: list[str], key: str, args: argparse.Namespace, web: int, slow: bool
+) -> Outcome:
+    clients = ClientProcesses(n, chains, key, args.per_process, slow)
     try:
-        async with connect(url, max_size=None, open_timeout=120, ping_timeout=None) as ws:
-            await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
-            while not stop.is_set():
-                try:
-                    text = await asyncio.wait_for(ws.recv(), 1.0)
-                except TimeoutError:
-                    continue
-                now = time.time()
-                timing = _timing(text)
-                if timing is not None:
-                    seen.latencies.append((now - timing[0], now - timing[1]))
-                elif json.loads(text)["type"] == "snapshot":  # rare: parse it whole
-                    seen.snapshots += 1
-    except ConnectionClosed as closed:
-        seen.failures[f"closed {closed.rcvd.code if closed.rcvd else 'without a close frame'}"] += 1
-    except (OSError, TimeoutError, InvalidHandshake) as error:
-        seen.failures[type(error).__name__] += 1
-
-
-async def _never_reads(url: str, chain: str, seen: Round, stop: asyncio.Event) -> None:
-    """Subscribes, then never reads: its TCP window fills and the server must not wait on it."""
-    started = time.monotonic()
-    async with connect(url, max_queue=1, ping_timeout=None) as ws:
-        await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
-        closed = asyncio.ensure_future(ws.wait_closed())
-        await asyncio.wait([closed, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-        if closed.done():
-            code = ws.close_code
-            seen.slow_client = f"dropped by the server with {code} after {time.monotonic() - started:.0f} s"
-
-
-async def _round(n: int, chains: list[str], key: str, seconds: float, web_pid: int, slow: bool) -> None:
-    url = f"ws://127.0.0.1:{WEB_PORT}/ws/stream/?api_key={key}"
-    seen, stop = Round(), asyncio.Event()
-    tasks = [asyncio.create_task(_client(url, chains[i % len(chains)], seen, stop)) for i in range(n)]
-    if slow:
-        tasks.append(asyncio.create_task(_never_reads(url, chains[0], seen, stop)))
-    connecting = time.monotonic()
-    while seen.snapshots + sum(seen.failures.values()) < n and time.monotonic() - connecting < 120:
-        await asyncio.sleep(0.1)
-    connected_in = time.monotonic() - connecting
-    await asyncio.sleep(2)  # the snapshots' aftermath settles
-    seen.latencies.clear()
-    gc.disable()  # a collection here would stall every client at once and be counted as the server's
-    cpu0, own0, busy0, t0 = (
-        _cpu_seconds(web_pid),
-        _own_cpu_seconds(),
-        _machine_busy_seconds(),
-        time.monotonic(),
-    )
-    await asyncio.sleep(seconds)
-    gc.enable()
-    wall = time.monotonic() - t0
-    cpu, own, busy = _cpu_seconds(web_pid) - cpu0, _own_cpu_seconds() - own0, _machine_busy_seconds() - busy0
-    samples = np.array(seen.latencies, dtype=float).reshape(-1, 2) * 1000
-    stop.set()
-    await asyncio.gather(*tasks)
-    label = f"{n:>4} clients{' + 1 slow' if slow else '':9}"
-    setup = f"{seen.snapshots} snapshots in {connected_in:4.1f} s"
-    if seen.failures:
-        setup += f", failed: {dict(seen.failures)}"
-    if len(samples) == 0:
-        print(f"{label} no deltas received ({setup})")
-        return
-    fresh, oldest = samples[:, 0], samples[:, 1]
+        snapshots, connected_in = clients.connected()
+        time.sleep(SETTLE_S)
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        web0, clients0, busy0, t0 = _group_cpu(web), clients.cpu(), _machine_busy_seconds(), time.monotonic()
+        profilers = _profile(web, args.seconds, f"{n}{'-slow' if slow else ''}-{run}") if args.profile else []
+        clients.go(args.seconds)
+        time.sleep(args.seconds)
+        wall = time.monotonic() - t0
+        web_cpu, client_cpu = _spent(web0, _group_cpu(web)), _spent(clients0, clients.cpu())
+        busy = _machine_busy_seconds() - busy0
+        rss = _rss_mb(web)
+        results = clients.results()
+        for profiler in profilers:
+            profiler.wait(30)
+    finally:
+        clients.kill()
+    newest = np.concatenate([np.array(r["newest_ms"], dtype=float) for r in results])
+    oldest = np.concatenate([np.array(r["oldest_ms"], dtype=float) for r in results])
+    deltas = sum(r["deltas"] for r in results)
+    gaps = [g for r in results for g in r["gaps"]]
+    failures: dict[str, int] = {}
+    for result in results:
+        for reason, count in result["failures"].items():
+            failures[reason] = failures.get(reason, 0) + count
+    web_total = sum(web_cpu.values())
+    ms_per_delta = web_total / deltas * 1000 if deltas else math.inf
+    p50, p99 = (np.percentile(newest, 50), np.percentile(newest, 99)) if newest.size else (math.nan,) * 2
+    label = f"{n:>5} clients{' + 1 slow' if slow else ''} run {run}"
+    per_process = "+".join(f"{s / wall * 100:.0f}" for s in sorted(web_cpu.values(), reverse=True) if s > 0)
     print(
-        f"{label} newest row p50 {np.percentile(fresh, 50):5.1f} p99 {np.percentile(fresh, 99):6.1f} ms"
-        f"  oldest row p50 {np.percentile(oldest, 50):5.1f} p99 {np.percentile(oldest, 99):6.1f} ms"
-        f"  {len(samples) / wall:5.0f} deltas/s  web CPU {cpu / wall * 100:3.0f}%"
-        f" RSS {_rss_mb(web_pid):4.0f} MB  clients' CPU {own / wall * 100:3.0f}%"
-        f"  machine {busy / wall * 100:3.0f}% of {os.cpu_count()} cores  ({setup})"
+        f"{label}: web {ms_per_delta:.4f} ms CPU/delta = {ms_per_delta / TARGET_MS_PER_DELTA:.2f}x the "
+        f"{TARGET_MS_PER_DELTA} ms target | newest row p50 {p50:6.1f} p99 {p99:7.1f} ms, oldest row p99 "
+        f"{np.percentile(oldest, 99) if oldest.size else math.nan:7.1f} ms | {deltas / wall:6.0f} deltas/s"
     )
+    print(
+        f"{'':8}web {web_total / wall * 100:3.0f}% of a core ({per_process or '0'} per process), "
+        f"RSS {rss:4.0f} MB | clients {sum(client_cpu.values()) / wall * 100:3.0f}% "
+        f"({len(clients.popens)} process(es), apart) | machine {busy / wall * 100:3.0f}% of "
+        f"{os.cpu_count()} cores, load {' '.join(load)} | seq gaps {sum(gaps)} on "
+        f"{sum(1 for g in gaps if g)} of {len(gaps)} connections | {snapshots} snapshots in "
+        f"{connected_in:.1f} s{', failed: ' + str(failures) if failures else ''}"
+    )
+    for profiler in profilers:
+        _print_profile(Path(profiler.args[profiler.args.index("-o") + 1]))
     if slow:
-        print(f"{'':23}the slow client: {seen.slow_client}")
+        print(f"{'':8}the slow client: {'; '.join(s for r in results for s in r['slow'])}")
+    return Outcome(n, ms_per_delta, float(p50), float(p99))
 
 
-def _own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
+def _profile(web: int, seconds: float, name: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each web worker (not the supervisor) over the window, without pausing it."""
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    options = [
+        "record",
+        "--nonblocking",
+        "--nolineno",
+        "--format",
+        "raw",
+        "--duration",
+        str(math.ceil(seconds)),
+    ]
+    workers = sorted(pid for pid in _group_cpu(web) if pid != web)
+    return [
+        subprocess.Popen(  # noqa: S603 - py-spy from this venv, fixed arguments
+            [py_spy, *options, "-o", str(WORKDIR / f"profile-{name}-{pid}.txt"), "-p", str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in workers
+    ]
+
+
+def _print_profile(path: Path, top: int = PROFILE_TOP) -> None:
+    """The frames with the most samples of their own (self) and under them (total), in percent."""
+    own: dict[str, int] = {}
+    under: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        samples += int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for frame in set(frames):
+            under[frame] = under.get(frame, 0) + int(count)
+    print(f"{'':8}profile {path.name} ({samples} samples): self | total")
+    by_own = sorted(own.items(), key=lambda item: -item[1])[:top]
+    by_under = sorted(under.items(), key=lambda item: -item[1])[:top]
+    for (a, a_n), (b, b_n) in zip(by_own, by_under, strict=False):
+        print(f"{'':10}{a_n / samples * 100:5.1f} % {a[:70]:70} | {b_n / samples * 100:5.1f} % {b[:70]}")
+
+
+def _summary(outcomes: list[Outcome]) -> None:
+    print("\nclients  web ms CPU/delta per run (x target)              newest-row p50 / p99 ms per run")
+    for n in dict.fromkeys(o.clients for o in outcomes):
+        runs = [o for o in outcomes if o.clients == n]
+        costs = "  ".join(f"{o.ms_per_delta:.4f} ({o.ms_per_delta / TARGET_MS_PER_DELTA:.1f}x)" for o in runs)
+        latency = "  ".join(f"{o.p50:.0f}/{o.p99:.0f}" for o in runs)
+        print(f"{n:>7}  {costs:48} {latency}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--clients", default="1,100,500")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring window per round")
+    parser.add_argument("--clients", default="100,500,1000")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds per client count, each printed")
     parser.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get("WEB_WORKERS", "2")),
         help="uvicorn worker processes, as the Procfile's WEB_WORKERS (default 2)",
     )
+    parser.add_argument("--web-args", default="", help='more uvicorn options, e.g. "--ws wsproto"')
+    parser.add_argument("--profile", action="store_true", help="py-spy each web worker over each window")
+    parser.add_argument("--per-process", type=int, default=250, help="clients per client process")
     parser.add_argument(
         "--slow",
-        type=lambda text: {int(n) for n in text.split(",")},
+        type=lambda text: {int(n) for n in text.split(",") if n},
         default={100},
-        help="client counts to run again with one client that never reads",
+        help="client counts to run once more with one client that never reads",
     )
     args = parser.parse_args()
-    (ROOT / "var").mkdir(exist_ok=True)
-    python = sys.executable
-    procs = [_spawn([python, "manage.py", "kitesim", "--port", "18765", "--seed", "7"], "bench-kitesim.log")]
+    procs: list[Process] = []
     try:
-        chains = _prepare()
-        _, key = ClientApiKey.objects.create_key(name="bench", user=_bench_user())
-        procs.append(
-            _spawn(
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "tickerproject",
-                    "worker",
-                    "-Q",
-                    "feeds",
-                    "-c",
-                    "2",
-                    "-n",
-                    "bench-feeds@%h",
-                    "--loglevel=WARNING",
-                ],
-                "bench-worker.log",
-            )
-        )
-        web = _spawn(
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "tickerproject.asgi:application",
-                "--port",
-                str(WEB_PORT),
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-            ],
-            "bench-web.log",
-        )
-        procs.append(web)
-        time.sleep(5)
-        feed_supervise(client=redis_client())
-        until(lambda: redis_client().hlen("greeks:latest") > 50, timeout=60)
+        chains = _prepare_and_start(procs, args)
+        key = _api_key()
+        web = procs[-1].popen.pid
         print(
             f"4 chains ({', '.join(chains)}), one feed, one delta per {ENV.get('STREAM_FLUSH_MS', 100)} ms "
-            "per connection on average (burst 2); "
-            f"web: uvicorn with {args.workers} worker process(es), CPU and RSS summed over them"
+            f"per connection on average (burst 2); web: uvicorn, {args.workers} worker(s) "
+            f"{args.web_args}; {args.seconds:.0f} s windows"
         )
+        outcomes = []
         for n in (int(c) for c in args.clients.split(",")):
-            uvloop.run(_round(n, chains, key, args.seconds, web.pid, slow=False))
+            outcomes += [
+                _round(n, run, chains, key, args, web, slow=False) for run in range(1, args.repeat + 1)
+            ]
             if n in args.slow:
-                uvloop.run(_round(n, chains, key, args.seconds, web.pid, slow=True))
+                _round(n, 1, chains, key, args, web, slow=True)
+        _summary(outcomes)
     finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(30)
+        for proc in reversed(procs):
+            proc.kill()
 
 
-def _bench_user():
-    from django.contrib.auth import get_user_model
+def _prepare_and_start(procs: list[Process], args: argparse.Namespace) -> list[str]:
+    python = sys.executable
+    port = KITE_ROOT.rsplit(":", 1)[1]
+    command = [python, "manage.py", "kitesim", "--port", port, "--seed", "7"]
+    procs.append(Process("kitesim", command, lambda: answers(f"{KITE_ROOT}/_sim/state"), ENV, WORKDIR))
+    chains = _prepare()
+    _start_rest(procs, args.workers, shlex.split(args.web_args))
+    feed_supervise(client=redis_client())
+    until(lambda: redis_client().hlen("greeks:latest") > 50, timeout=60)
+    return chains
 
-    return get_user_model().objects.create_user(username="bench", password="bench")
+
+def _start_rest(procs: list[Process], workers: int, web_args: list[str]) -> None:
+    """The feeds worker and the web, after kitesim and the database are ready."""
+    python = sys.executable
+    command = [python, "-m", "celery", "-A", "tickerproject", "worker", "-Q", "feeds", "-c", "2"]
+    command += ["-O", "fair", "--prefetch-multiplier=1", "-n", f"{PREFIX}@%h", "--loglevel=INFO"]
+    procs.append(Process("worker", command, _worker_ready, ENV, WORKDIR))
+    command = [python, "-m", "uvicorn", "tickerproject.asgi:application", "--port", str(WEB_PORT)]
+    command += ["--workers", str(workers), "--ws-max-size", "65536", "--log-level", "warning", *web_args]
+    procs.append(
+        Process("web", command, lambda: answers(f"http://127.0.0.1:{WEB_PORT}/healthz"), ENV, WORKDIR)
+    )
+
+
+def _api_key() -> str:
+    user = get_user_model().objects.create_user(username="bench", password="bench")
+    return ClientApiKey.objects.create_key(name="bench", user=user)[1]
 
 
 if __name__ == "__main__":

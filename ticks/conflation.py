@@ -6,9 +6,17 @@ pre-encoded) and chain fields into ``chains`` (latest per chain), so a
 slow client holds at most one row per subscribed token however many frames arrive; the flush loop
 takes everything pending when its ``SendBudget`` allows and numbers it, so a client that sees a gap
 in ``seq`` asks for a fresh snapshot.
+
+A connection that keeps up gets each message whole: nothing pending when it comes, every token in it
+wanted. Then the message's own lists are kept as they are (``whole``), not copied token by token, and
+the delta carries them; the web process decodes a message once for all its connections
+(ticks.channel_layer), so those lists are the same objects in every such connection's delta, and the
+delta's text is spliced from them once (ticks.stream.delta_text). A second message before the flush
+spreads the first into ``pending`` and conflation goes on as before.
 """
 
 from collections.abc import Collection, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +27,32 @@ RowText = str  # one row, JSON-encoded by the feed
 @dataclass(frozen=True, slots=True)
 class Delta:
     seq: int
-    rows: list[RowText]
+    rows: Sequence[RowText]
     chains: dict[str, Row]
     received_at: float | None  # when the feed received the oldest frame in this delta (epoch s)
     newest_received_at: float | None  # ... and the newest: how fresh the delta is
     bars: dict[int, RowText] = field(default_factory=dict)  # token -> its newest forming bar
+    rows_shared: bool = False  # ``rows`` is a message's own list, the same in other connections' deltas
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """One message's rows or bars as it came: shared with other connections, never changed."""
+
+    tokens: Sequence[int]
+    texts: Sequence[RowText]
+
+    def spread(self, into: dict[int, RowText]) -> None:
+        into.update(zip(self.tokens, self.texts, strict=True))
 
 
 @dataclass
 class Conflator:
     pending: dict[int, RowText] = field(default_factory=dict)
-    chains: dict[str, Row] = field(default_factory=dict)
+    chains: dict[str, Row] = field(default_factory=dict)  # a message's fields as they came, or merged
     bars: dict[int, RowText] = field(default_factory=dict)  # replaced per token, never merged
+    whole: Whole | None = None  # rows of the one message pending, when it is all there is
+    whole_bars: Whole | None = None
     seq: int = 0
     received_at: float | None = None
     newest_received_at: float | None = None
@@ -39,44 +61,69 @@ class Conflator:
         self,
         tokens: Sequence[int],
         rows: Sequence[RowText],
-        wanted: Collection[int],
+        wanted: AbstractSet[int],
         received_at: float | None = None,
         bar_tokens: Sequence[int] = (),
         bars: Sequence[RowText] = (),
     ) -> None:
         """Keep the newest row and forming bar of every wanted token; other tokens are ignored."""
-        kept = False
-        for token, row in zip(tokens, rows, strict=True):
-            if token in wanted:
-                self.pending[token] = row
-                kept = True
-        for token, bar in zip(bar_tokens, bars, strict=True):
-            if token in wanted:
-                self.bars[token] = bar
-                kept = True
+        fresh = not self.pending and self.whole is None and not self.bars and self.whole_bars is None
+        if fresh and wanted.issuperset(tokens) and wanted.issuperset(bar_tokens):
+            self.whole = Whole(tokens, rows) if rows else None
+            self.whole_bars = Whole(bar_tokens, bars) if bars else None
+            kept = bool(rows or bars)
+        else:
+            self._spread()
+            kept = self._merge_wanted(self.pending, tokens, rows, wanted)
+            kept = self._merge_wanted(self.bars, bar_tokens, bars, wanted) or kept
         if kept and received_at is not None:
             self.received_at = received_at if self.received_at is None else self.received_at
             self.newest_received_at = received_at
 
+    @staticmethod
+    def _merge_wanted(
+        into: dict[int, RowText], tokens: Sequence[int], texts: Sequence[RowText], wanted: Collection[int]
+    ) -> bool:
+        kept = False
+        for token, text in zip(tokens, texts, strict=True):
+            if token in wanted:
+                into[token] = text
+                kept = True
+        return kept
+
+    def _spread(self) -> None:
+        """Turn a whole message kept as it came into per-token entries, for merging into."""
+        if self.whole is not None:
+            self.whole.spread(self.pending)
+            self.whole = None
+        if self.whole_bars is not None:
+            self.whole_bars.spread(self.bars)
+            self.whole_bars = None
+
     def merge_chain(self, chain: str, fields: Row) -> None:
-        self.chains[chain] = {**self.chains.get(chain, {}), **fields}
+        """The chain's newest fields; a message's own dict while nothing is to merge it with."""
+        known = self.chains.get(chain)
+        self.chains[chain] = fields if known is None else {**known, **fields}
 
     def take(self) -> Delta | None:
         """The next numbered delta, or None when nothing changed since the last one."""
-        if not self.pending and not self.chains and not self.bars:
+        if not (self.pending or self.chains or self.bars or self.whole or self.whole_bars):
             return None
         self.seq += 1
+        whole, whole_bars = self.whole, self.whole_bars
         delta = Delta(
             self.seq,
-            list(self.pending.values()),
+            whole.texts if whole is not None else list(self.pending.values()),
             dict(self.chains),
             self.received_at,
             self.newest_received_at,
-            dict(self.bars),
+            dict(zip(whole_bars.tokens, whole_bars.texts, strict=True)) if whole_bars else dict(self.bars),
+            rows_shared=whole is not None,
         )
         self.pending.clear()
         self.chains.clear()
         self.bars.clear()
+        self.whole = self.whole_bars = None
         self.received_at = self.newest_received_at = None
         return delta
 

@@ -12,7 +12,8 @@ Rows travel pre-encoded: the feed turns each row into its JSON text once per fra
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -30,7 +31,7 @@ from ticks.models import Instrument
 from ticks.selectors import underlying_index
 
 OPTION_TYPES = (Instrument.Type.CE, Instrument.Type.PE)
-ROWS_MESSAGE = "stream.rows"  # the consumer's handler: StreamConsumer.stream_rows
+ROWS_MESSAGE = "stream.rows"  # merged by StreamConsumer._rows_merge
 
 
 class StreamError(Exception):
@@ -80,20 +81,55 @@ def rows_message(
 
 
 def delta_text(delta: Delta) -> str:
-    """A delta frame from rows already in JSON text: the rows are spliced in, not re-encoded."""
-    rest = json.dumps(
-        {
-            "chains": delta.chains,
-            "received_at": delta.received_at,
-            "newest_received_at": delta.newest_received_at,
-        },
-        separators=(",", ":"),
+    """A delta frame from rows already in JSON text: the rows are spliced in, not re-encoded. What
+    connections share (a message's rows and bars kept whole, a chain's fields as they came: see
+    ticks.conflation) is spliced once per web process and reused; only ``seq`` is the connection's."""
+    if delta.rows_shared:
+        body = _shared_text(delta.rows, lambda: _body_text(delta.rows, delta.bars))
+    else:
+        body = _body_text(delta.rows, delta.bars)
+    chains = ",".join(
+        _shared_text(fields, lambda name=name, fields=fields: f"{json.dumps(name)}:{_compact(fields)}")
+        for name, fields in delta.chains.items()
     )
-    bars = ""
-    if delta.bars:
-        bars = ",".join(f'"{token}":{bar}' for token, bar in delta.bars.items())
-        bars = f'"bars":{{{bars}}},'
-    return f'{{"type":"delta","seq":{delta.seq},"rows":[{",".join(delta.rows)}],{bars}{rest[1:]}'
+    return (
+        f'{{"type":"delta","seq":{delta.seq},{body}"chains":{{{chains}}},'
+        f'"received_at":{_number(delta.received_at)},"newest_received_at":{_number(delta.newest_received_at)}}}'
+    )
+
+
+def _body_text(rows: Sequence[str], bars: Mapping[int, str]) -> str:
+    text = f'"rows":[{",".join(rows)}],'
+    if bars:
+        joined = ",".join(f'"{token}":{bar}' for token, bar in bars.items())
+        text += f'"bars":{{{joined}}},'
+    return text
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _number(value: float | None) -> str:
+    """A feed time as JSON: a finite float's repr is its JSON (json.dumps costs ten times as much)."""
+    return "null" if value is None else repr(value)
+
+
+# Texts spliced from objects shared by connections, by the object's identity; each entry holds its
+# object, so an id is not reused while its entry lives. A few steps of a few groups are in flight.
+_SHARED_TEXTS: OrderedDict[int, tuple[object, str]] = OrderedDict()
+SHARED_TEXTS_KEPT = 256
+
+
+def _shared_text(shared: object, text: Callable[[], str]) -> str:
+    kept = _SHARED_TEXTS.get(id(shared))
+    if kept is not None and kept[0] is shared:
+        return kept[1]
+    made = text()
+    _SHARED_TEXTS[id(shared)] = (shared, made)
+    if len(_SHARED_TEXTS) > SHARED_TEXTS_KEPT:
+        _SHARED_TEXTS.popitem(last=False)
+    return made
 
 
 def chain_parse(chain: object) -> tuple[str, date]:

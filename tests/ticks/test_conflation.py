@@ -130,6 +130,82 @@ def test_a_bar_alone_makes_a_delta_and_a_delta_without_bars_has_no_bars_field() 
     assert "bars" not in without and "bar_tokens" not in rows_message([{"instrument_token": 1}])
 
 
+def _merge(conflator: Conflator, message: dict, wanted: set[int]) -> None:
+    conflator.merge(
+        message["tokens"],
+        message["rows"],
+        wanted,
+        message["received_at"],
+        message.get("bar_tokens", ()),
+        message.get("bars", ()),
+    )
+    conflator.merge_chain(message["chain"], message["fields"])
+
+
+def _step(price: float) -> dict:
+    return rows_message(
+        [{"instrument_token": 1, "last_price": price}, {"instrument_token": 2, "last_price": price + 1}],
+        received_at=price,
+        chain="NIFTY:2026-12-01",
+        fields={"forward": price * 100},
+        bars={1: f"[60,{price},{price},{price},{price},1]"},
+    )
+
+
+def test_connections_that_keep_up_share_one_message_and_its_text() -> None:
+    message = _step(1.5)  # one decode, shared by the process's connections (ticks.channel_layer)
+    first, second = Conflator(), Conflator()
+    _merge(first, message, {1, 2, 3})
+    second.seq = 41
+    _merge(second, message, {1, 2})
+
+    a, b = first.take(), second.take()
+
+    assert a.rows_shared and a.rows is message["rows"] and b.rows is message["rows"]
+    frames = [json.loads(delta_text(a)), json.loads(delta_text(b))]
+    assert [frame.pop("seq") for frame in frames] == [1, 42]
+    assert (
+        frames[0]
+        == frames[1]
+        == {
+            "type": "delta",
+            "rows": [{"instrument_token": 1, "last_price": 1.5}, {"instrument_token": 2, "last_price": 2.5}],
+            "bars": {"1": [60, 1.5, 1.5, 1.5, 1.5, 1]},
+            "chains": {"NIFTY:2026-12-01": {"forward": 150.0}},
+            "received_at": 1.5,
+            "newest_received_at": 1.5,
+        }
+    )
+
+
+def test_a_connection_behind_conflates_shared_messages_as_before() -> None:
+    conflator = Conflator()
+    first, second = _step(1.0), _step(2.0)
+    _merge(conflator, first, {1, 2})
+    _merge(conflator, second, {1})  # token 2 no longer wanted: the rest of the first stays
+
+    delta = conflator.take()
+
+    assert not delta.rows_shared and first["rows"] == _step(1.0)["rows"]  # the shared lists untouched
+    assert json.loads(delta_text(delta))["rows"] == [
+        {"instrument_token": 1, "last_price": 2.0},
+        {"instrument_token": 2, "last_price": 2.0},
+    ]
+    assert (delta.received_at, delta.newest_received_at) == (1.0, 2.0)
+    assert delta.chains == {"NIFTY:2026-12-01": {"forward": 200.0}}
+
+
+def test_a_message_with_unwanted_tokens_is_filtered_not_shared() -> None:
+    conflator = Conflator()
+    _merge(conflator, _step(3.0), {2})
+
+    delta = conflator.take()
+
+    assert not delta.rows_shared
+    assert json.loads(delta_text(delta))["rows"] == [{"instrument_token": 2, "last_price": 4.0}]
+    assert delta.bars == {}
+
+
 def _flush(budget: SendBudget, arrivals: list[tuple[float, float | None]]) -> list[float]:
     """When each frame went out, as the flush loop sends: arrivals are (web time, feed time); a wait
     ends early when a frame arrives, and a delta carries every frame that arrived before it went."""

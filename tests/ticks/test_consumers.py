@@ -262,13 +262,13 @@ async def test_a_client_that_cannot_drain_is_dropped_with_a_reason(settings) -> 
     consumer = StreamConsumer()
     closes: list[dict] = []
 
-    async def never_drains(text_data: str | None = None, **kwargs: object) -> None:
+    async def never_drains(message: dict) -> None:
         await asyncio.Event().wait()
 
     async def record_close(code: int | None = None, reason: str | None = None) -> None:
         closes.append({"code": code, "reason": reason})
 
-    consumer.send = never_drains  # type: ignore[method-assign]
+    consumer._server_send = never_drains
     consumer.close = record_close  # type: ignore[method-assign]
     consumer.channel_name = "test"
     consumer.chains, consumer.tokens, consumer.token_groups, consumer.sending_since = {}, set(), set(), None
@@ -286,10 +286,10 @@ async def test_a_client_that_drains_slowly_is_kept(settings) -> None:
     consumer = StreamConsumer()
     consumer.sending_since = None
 
-    async def slow_send(text_data: str | None = None, **kwargs: object) -> None:
+    async def slow_send(message: dict) -> None:
         await asyncio.sleep(0.1)  # each send drains, in half the limit
 
-    consumer.send = slow_send  # type: ignore[method-assign]
+    consumer._server_send = slow_send
     watchdog = asyncio.create_task(consumer._watch_sends())
     for _ in range(6):
         await consumer._send_text("{}")

@@ -213,7 +213,7 @@ DASHBOARD_STALE_PRICE_S = env.int("DASHBOARD_STALE_PRICE_S", default=120)
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "BACKEND": "ticks.channel_layer.StreamPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }

@@ -1,0 +1,169 @@
+"""One process of bench/fanout.py's WebSocket clients, in its own process group so that its CPU is
+counted apart from the web's.
+
+Connects ``--count`` clients (each offers permessage-deflate, as browsers do), client i subscribed to
+chain ``(--first + i) % len(chains)``, plus ``--slow`` clients that subscribe and never read. Prints one
+line ``connected <json>`` when every client has its snapshot (or failed), then waits for ``go <seconds>``
+on stdin, measures that long and prints ``result <json>``: per delta, the latency from the feed receiving
+the frame to this process receiving the delta, for the newest row and for the oldest; the deltas
+received; gaps in ``seq`` per connection (over the whole connection, not only the window); how
+connections failed; what became of the slow clients. The garbage collector is off while measuring, so
+that its pauses are not counted as the server's.
+
+    .venv/bin/python bench/fanout_clients.py URL CHAIN[,CHAIN...] --count N [--first I] [--slow K]
+"""
+
+import argparse
+import asyncio
+import gc
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import uvloop
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+CONNECT_TIMEOUT_S = 120.0
+DELTA_HEAD = '{"type":"delta","seq":'
+
+
+@dataclass
+class Seen:
+    """What this process's clients saw."""
+
+    newest_ms: list[float] = field(default_factory=list)  # per delta in the window
+    oldest_ms: list[float] = field(default_factory=list)
+    deltas: int = 0  # in the window
+    snapshots: int = 0
+    gaps: list[int] = field(default_factory=list)  # per connection: seq jumps
+    failures: Counter[str] = field(default_factory=Counter)  # how connections ended early, by reason
+    slow: list[str] = field(default_factory=list)
+    measuring: bool = False
+
+
+def _seq(text: str) -> int:
+    """A delta's or snapshot's ``seq`` (deltas put it right after the type: no full parse)."""
+    if text.startswith(DELTA_HEAD):
+        return int(text[len(DELTA_HEAD) : text.index(",", len(DELTA_HEAD))])
+    return int(json.loads(text)["seq"])
+
+
+def _timing(text: str) -> tuple[float, float] | None:
+    """A delta's feed-receipt times (newest, oldest). The server writes them last
+    (ticks.stream.delta_text), so only the tail is parsed."""
+    at = text.rfind(',"received_at":')
+    if at < 0:
+        return None
+    times = json.loads("{" + text[at + 1 :])
+    if times["received_at"] is None:
+        return None
+    return times["newest_received_at"], times["received_at"]
+
+
+def _receive(text: str, seen: Seen) -> None:
+    if not text.startswith(DELTA_HEAD):
+        if json.loads(text)["type"] == "snapshot":  # rare: parse it whole
+            seen.snapshots += 1
+        return
+    if not seen.measuring:
+        return
+    seen.deltas += 1
+    timing = _timing(text)
+    if timing is not None:
+        now = time.time()
+        seen.newest_ms.append((now - timing[0]) * 1000)
+        seen.oldest_ms.append((now - timing[1]) * 1000)
+
+
+async def _read(ws: ClientConnection, seen: Seen, stop: asyncio.Event) -> int:
+    """Receive until ``stop``; the number of seq gaps seen."""
+    gaps, last = 0, None
+    while not stop.is_set():
+        try:
+            text = await asyncio.wait_for(ws.recv(), 1.0)
+        except TimeoutError:
+            continue
+        seq = _seq(text)
+        if last is not None and seq != last + 1:
+            gaps += 1
+        last = seq
+        _receive(text, seen)
+    return gaps
+
+
+async def _client(url: str, chain: str, seen: Seen, stop: asyncio.Event) -> None:
+    try:
+        async with connect(url, max_size=None, open_timeout=CONNECT_TIMEOUT_S, ping_timeout=None) as ws:
+            await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
+            seen.gaps.append(await _read(ws, seen, stop))
+    except ConnectionClosed as closed:
+        seen.failures[f"closed {closed.rcvd.code if closed.rcvd else 'without a close frame'}"] += 1
+    except (OSError, TimeoutError, InvalidHandshake) as error:
+        seen.failures[type(error).__name__] += 1
+
+
+async def _never_reads(url: str, chain: str, seen: Seen, stop: asyncio.Event) -> None:
+    """Subscribes, then never reads: its TCP window fills and the server must not wait on it."""
+    started = time.monotonic()
+    async with connect(url, max_queue=1, ping_timeout=None) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
+        closed = asyncio.ensure_future(ws.wait_closed())
+        await asyncio.wait([closed, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if closed.done():
+            seen.slow.append(
+                f"dropped by the server with {ws.close_code} after {time.monotonic() - started:.0f} s"
+            )
+        else:
+            seen.slow.append("connected to the end")
+
+
+def _emit(kind: str, payload: object) -> None:
+    sys.stdout.write(f"{kind} {json.dumps(payload)}\n")
+    sys.stdout.flush()
+
+
+async def _run(args: argparse.Namespace) -> None:
+    chains = args.chains.split(",")
+    seen, stop = Seen(), asyncio.Event()
+    tasks = [
+        asyncio.create_task(_client(args.url, chains[(args.first + i) % len(chains)], seen, stop))
+        for i in range(args.count)
+    ]
+    tasks += [asyncio.create_task(_never_reads(args.url, chains[0], seen, stop)) for _ in range(args.slow)]
+    started = time.monotonic()
+    while seen.snapshots + sum(seen.failures.values()) < args.count:  # the slow ones never read theirs
+        if time.monotonic() - started > CONNECT_TIMEOUT_S:
+            break
+        await asyncio.sleep(0.05)
+    _emit("connected", {"snapshots": seen.snapshots, "seconds": time.monotonic() - started})
+    command = await asyncio.to_thread(sys.stdin.readline)
+    seconds = float(command.split()[1])
+    gc.disable()  # a collection here would stall every client at once and be counted as the server's
+    seen.measuring = True
+    await asyncio.sleep(seconds)
+    seen.measuring = False
+    gc.enable()
+    stop.set()
+    await asyncio.gather(*tasks)
+    result = {
+        name: getattr(seen, name)
+        for name in ("newest_ms", "oldest_ms", "deltas", "snapshots", "gaps", "slow")
+    }
+    _emit("result", {**result, "failures": dict(seen.failures)})  # asdict would count a Counter's items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("chains")
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--first", type=int, default=0, help="chain index of the first client")
+    parser.add_argument("--slow", type=int, default=0, help="clients that subscribe and never read")
+    uvloop.run(_run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
