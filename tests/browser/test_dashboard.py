@@ -43,6 +43,14 @@ READ_CHAIN = """() => [...document.querySelectorAll("#chain tbody tr:not(.hidden
     ])),
 }))"""
 
+# Each stale last price on screen with its ⏱ marker and its leg's IV cell, read in one turn of the page.
+READ_STALE = """() => [...document.querySelectorAll('#chain tr:not(.hidden) td.stale[data-field="last_price"]')]
+    .map((td) => {
+        const iv = td.parentElement.querySelector(`td[data-leg="${td.dataset.leg}"][data-field="iv"]`);
+        return {title: td.title, marker: getComputedStyle(td.firstChild, "::after").content,
+                iv_classes: [...iv.classList], iv_title: iv.title};
+    })"""
+
 # The WCAG contrast of each text colour against the background it is drawn on (the first opaque one up).
 CONTRASTS = """(targets) => {
     const rgba = (text) => text.match(/[\\d.]+/g).map(Number);
@@ -350,23 +358,16 @@ def _screenshots(page: Page) -> None:
 
 
 def _checks_stale_prices(page: Page) -> None:
-    """Prices older than DASHBOARD_STALE_PRICE_S market seconds are marked; their IV is the mid's."""
-    stale = page.locator('#chain tr:not(.hidden) td.stale[data-field="last_price"]').first
-    expect(stale).to_be_attached(timeout=15_000)
-    row = next(
-        r
-        for r in _chain(page)
-        for side in ("CE", "PE")
-        if "stale" in r["cells"][f"{side}.last_price"]["classes"]
-    )
-    side = "CE" if "stale" in row["cells"]["CE.last_price"]["classes"] else "PE"
-    assert f"older than {STALE_AFTER_RESTART_S} s" in row["cells"][f"{side}.last_price"]["title"], row
-    assert "iv-mid" in row["cells"][f"{side}.iv"]["classes"], row
-    assert row["cells"][f"{side}.iv"]["title"].startswith("IV from the bid/ask mid"), row
-    marker = page.evaluate(
-        "(el) => getComputedStyle(el.firstChild, '::after').content", stale.element_handle()
-    )
-    assert marker not in ("none", "normal", '""'), marker
+    """Prices older than DASHBOARD_STALE_PRICE_S market seconds are marked; their IV is the mid's. A
+    price turns fresh again at its next trade, so each stale leg is read whole in one turn of the page."""
+    page.wait_for_function(f"() => ({READ_STALE})().length > 0", timeout=15_000)
+    legs = page.evaluate(READ_STALE)
+    assert legs, "no stale price left to read"
+    for leg in legs:
+        assert f"older than {STALE_AFTER_RESTART_S} s" in leg["title"], leg
+        assert "iv-mid" in leg["iv_classes"], leg
+        assert leg["iv_title"].startswith("IV from the bid/ask mid"), leg
+        assert leg["marker"] not in ("none", "normal", '""'), leg
 
 
 def _checks_page_stats(page: Page) -> None:
