@@ -46,10 +46,10 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from playwright.sync_api import CDPSession, Page, expect, sync_playwright  # noqa: E402
 
 from bench.processes import Process, answers  # noqa: E402
+from bench.seed import nifty_watched  # noqa: E402
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, LAPTOP, log_in  # noqa: E402
 from tests.browser.devtools import (  # noqa: E402
     PageCost,
@@ -61,12 +61,9 @@ from tests.browser.devtools import (  # noqa: E402
     wait_for_deltas,
 )
 from tests.waiting import until  # noqa: E402
-from ticks.clocks import market_now  # noqa: E402
-from ticks.models import BrokerAccount, WatchSpec  # noqa: E402
 from ticks.selectors import latest_ticks  # noqa: E402
-from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
 from workers.selectors import feed_plan_current  # noqa: E402
-from workers.services import feed_plan_refresh, feed_supervise, redis_client  # noqa: E402
+from workers.services import feed_supervise, redis_client  # noqa: E402
 
 STRIKES = 10
 THROTTLES = (1, 4, 1, 4)  # interleaved, so a drift in the box's load shows in both
@@ -78,15 +75,8 @@ PROFILE_TOP = 12
 
 def _prepare() -> list[int]:
     """A fresh database and Redis database, the demo account, NIFTY watched; the plan's tokens."""
-    (WORKDIR / "db.sqlite3").unlink(missing_ok=True)
-    call_command("migrate", verbosity=0)
-    redis_client().flushdb()
-    account = BrokerAccount(name="demo", api_key="demo", api_secret="demosecret")
-    broker_account_set_token(account=account, access_token="demotoken", issued_at=market_now())
-    instruments_refresh_from_kite(account=account)
-    WatchSpec.objects.create(underlying="NIFTY", expiry_count=1, strikes_around_atm=STRIKES, mode="full")
+    nifty_watched(WORKDIR, expiry_count=1, strikes_around_atm=STRIKES)
     get_user_model().objects.create_user(username="trader", password="pw")  # log_in's user
-    feed_plan_refresh(client=redis_client())
     return sorted(feed_plan_current().assignments.values_list("instrument_token", flat=True))
 
 

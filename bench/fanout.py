@@ -63,15 +63,13 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from bench.processes import Process, answers  # noqa: E402
+from bench.seed import nifty_watched  # noqa: E402
 from tests.waiting import until  # noqa: E402
-from ticks.clocks import market_now  # noqa: E402
-from ticks.models import BrokerAccount, ClientApiKey, WatchSpec  # noqa: E402
+from ticks.models import ClientApiKey  # noqa: E402
 from ticks.selectors import chain_expiries  # noqa: E402
-from ticks.services import broker_account_set_token, instruments_refresh_from_kite  # noqa: E402
-from workers.services import feed_plan_refresh, feed_supervise, redis_client  # noqa: E402
+from workers.services import feed_supervise, redis_client  # noqa: E402
 
 TARGET_MS_PER_DELTA = 0.05
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -81,14 +79,7 @@ PROFILE_TOP = 20  # after the snapshots, before the window: their aftermath is n
 
 def _prepare() -> list[str]:
     """A fresh database and Redis database, the demo account, NIFTY's 4 nearest chains watched."""
-    (WORKDIR / "db.sqlite3").unlink(missing_ok=True)
-    call_command("migrate", verbosity=0)
-    redis_client().flushdb()
-    account = BrokerAccount(name="demo", api_key="demo", api_secret="demosecret")
-    broker_account_set_token(account=account, access_token="demotoken", issued_at=market_now())
-    instruments_refresh_from_kite(account=account)
-    WatchSpec.objects.create(underlying="NIFTY", expiry_count=4, strikes_around_atm=10, mode="full")
-    feed_plan_refresh(client=redis_client())
+    nifty_watched(WORKDIR, expiry_count=4, strikes_around_atm=10)
     return [f"NIFTY:{expiry.isoformat()}" for expiry in chain_expiries(underlying="NIFTY")[:4]]
 
 
