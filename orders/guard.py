@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
+import redis
 from django.utils import timezone
 from kiteconnect import KiteConnect
 
@@ -45,8 +46,16 @@ def kite_call(account: BrokerAccount, call: Callable[[KiteConnect], T], *, max_w
         result = call(kite_client_for(account))
     except KITE_CALL_ERRORS as error:
         raise _mapped(account, breaker, error) from error
-    breaker.record_success()
+    _after_kite(breaker.record_success)
     return result
+
+
+def _after_kite(record: Callable[[], None]) -> None:
+    """Kite has acted: Redis lost just now must not turn the answer into "nothing changed" (503)."""
+    try:
+        record()
+    except redis.RedisError as error:
+        logger.warning("circuit breaker not updated after a Kite call: Redis unreachable (%s)", error)
 
 
 def account_token_refused(account: BrokerAccount, error: Exception) -> None:
@@ -60,9 +69,9 @@ def account_token_refused(account: BrokerAccount, error: Exception) -> None:
 def _mapped(account: BrokerAccount, breaker: CircuitBreaker, error: Exception) -> KiteCallError:
     outcome = classify(error)
     if outcome is KiteOutcome.UNKNOWN:
-        breaker.record_failure()
+        _after_kite(breaker.record_failure)
         return KiteUnavailableError(f"Kite did not answer ({describe(error)}); the outcome is unknown.")
-    breaker.record_success()
+    _after_kite(breaker.record_success)
     if outcome is KiteOutcome.TOKEN:
         account_token_refused(account, error)
         return KiteUnavailableError(

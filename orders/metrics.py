@@ -6,6 +6,9 @@ ACCEPTED = Counter("orders_accepted_total", "Orders stored PENDING by the API (o
 KITE_CALLS = Counter("orders_kite_place_total", "place_order calls by outcome", ["outcome"])
 ADOPTED = Counter("orders_adopted_total", "Orders found at Kite by tag after an unknown outcome")
 BREAKER_OPENED = Counter("orders_breaker_opened_total", "Circuit-breaker openings", ["account"])
+ENQUEUE_DEFERRED = Counter(
+    "orders_enqueue_deferred_total", "Orders stored while the broker was unreachable, left to the sweeper"
+)
 REENQUEUED = Counter("orders_reenqueued_total", "Stuck orders re-enqueued by the sweeper")
 DUPLICATE_SUSPECTED = Counter(
     "orders_duplicate_suspected_total", "Kite shows a second order with one of our tags (should stay 0)"

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
+import kombu.exceptions
+import redis
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -109,8 +110,22 @@ def _orders_accept(
     assert instrument is not None  # validate_place refuses a missing instrument
     with transaction.atomic():
         orders = _orders_create(client, idempotency_key, fingerprint, account, instrument, request, placement)
-        transaction.on_commit(partial(orders_enqueue, [order.pk for order in orders]), robust=True)
+        order_ids = [order.pk for order in orders]
+        transaction.on_commit(lambda: _orders_enqueue_after_commit(order_ids))
     return orders
+
+
+def _orders_enqueue_after_commit(order_ids: list[int]) -> None:
+    """The orders are stored: a broker that cannot take their messages now must not turn the client's
+    answer into an error (told "error", a client re-sends without its key and trades twice).
+    orders_sweep_stuck submits them once the broker is back, after ORDER_STUCK_GRACE_S."""
+    try:
+        orders_enqueue(order_ids)
+    except (kombu.exceptions.OperationalError, redis.RedisError) as error:
+        metrics.ENQUEUE_DEFERRED.inc(len(order_ids))
+        logger.warning(
+            "orders %s stored; submission left to the sweeper, broker unreachable (%s)", order_ids, error
+        )
 
 
 def _validated(terms: OrderTerms, instrument: Instrument | None, market_now: datetime) -> Placement:

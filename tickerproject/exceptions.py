@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import kombu.exceptions
+import redis
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -27,10 +29,23 @@ class ConflictError(ApplicationError):
     http_status = status.HTTP_409_CONFLICT
 
 
+# Redis (cache, rate limits, breaker) or the Celery broker out of reach. A view lets one through only
+# before it has stored anything (a stored order is answered 201 and left to the sweeper), so the
+# honest answer is "nothing happened, try again shortly".
+BACKEND_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
+BACKEND_RETRY_AFTER_S = 5
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         body: dict[str, Any] = {"detail": exc.message, **exc.extra}
         if exc.field:
             body = {exc.field: [exc.message], **body}
         return Response(body, status=exc.http_status)
+    if isinstance(exc, BACKEND_UNAVAILABLE):
+        return Response(
+            {"detail": "A backing service is unavailable; nothing was changed. Retry shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(BACKEND_RETRY_AFTER_S)},
+        )
     return exception_handler(exc, context)
