@@ -22,6 +22,7 @@ from tests.orders.factories import OrderFactory
 from tests.ticks.factories import BrokerAccountFactory, OptionFactory
 from tests.workers.conftest import _database_url
 from tests.workers.private_redis import PrivateRedis
+from ticks.models import DashboardPreferences
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -120,3 +121,13 @@ def test_writes_that_need_redis_answer_503_with_retry_after_and_change_nothing(
     assert cancel_unsent[0] == 200, cancel_unsent
     assert cancel_unsent[1]["status"] == OrderStatus.CANCELLED
     assert OrderEvent.objects.count() == events + 1
+
+
+def test_writes_kept_in_the_database_alone_succeed_while_redis_is_down(web_without_redis: WebProcess) -> None:
+    trader = make_trader(BrokerAccountFactory(name="demo"))
+    body = {"columns": ["iv", "last_price"], "strike_range": 7}
+
+    answer = _request(f"{web_without_redis.url}/api/v1/dashboard/preferences", "PUT", trader.key, body)
+
+    assert answer == (200, body)
+    assert DashboardPreferences.objects.get(user=trader.user).strike_range == 7
