@@ -54,6 +54,11 @@ ENV = {
     "KITE_ROOT": KITE_ROOT,
     "MARKET_CLOCK": "kitesim",  # the plan follows kitesim's trading day, whatever the host's
     "LOG_LEVEL": "WARNING",
+    # Up to 1,000 clients with one key from one address, each fetching a ticket: past the stream's
+    # connection caps and the API's per-key rate (README "Live stream", "Limits").
+    "STREAM_MAX_CONNECTIONS_PER_KEY": "5000",
+    "STREAM_MAX_CONNECTIONS_PER_IP": "5000",
+    "THROTTLE_KEY_RATE": "100000/min",
 }
 WORKDIR.mkdir(parents=True, exist_ok=True)
 os.environ.update(ENV)
@@ -138,7 +143,7 @@ class ClientProcesses:
     """The round's client processes (bench/fanout_clients.py), each its own process group."""
 
     def __init__(self, n: int, chains: list[str], key: str, per_process: int, slow: bool) -> None:
-        url = f"ws://127.0.0.1:{WEB_PORT}/ws/stream/?api_key={key}"
+        url = f"ws://127.0.0.1:{WEB_PORT}/ws/stream/"
         script = str(ROOT / "bench" / "fanout_clients.py")
         count = math.ceil(n / per_process)
         self.popens = []
@@ -146,6 +151,7 @@ class ClientProcesses:
             share = n // count + (1 if i < n % count else 0)
             first = sum(n // count + (1 if j < n % count else 0) for j in range(i))
             command = [sys.executable, script, url, ",".join(chains), "--count", str(share)]
+            command += ["--api", f"http://127.0.0.1:{WEB_PORT}", "--key", key]
             command += ["--first", str(first), "--slow", str(int(slow and i == 0))]
             self.popens.append(
                 subprocess.Popen(  # noqa: S603 - our own interpreter and script

@@ -2,7 +2,9 @@
 counted apart from the web's.
 
 Connects ``--count`` clients (each offers permessage-deflate, as browsers do), client i subscribed to
-chain ``(--first + i) % len(chains)``, plus ``--slow`` clients that subscribe and never read. Prints one
+chain ``(--first + i) % len(chains)``, plus ``--slow`` clients that subscribe and never read. Each
+connects with a ticket of its own, fetched with ``--key`` from ``--api``'s POST /api/v1/stream/tickets
+(README "Live stream"). Prints one
 line ``connected <json>`` when every client has its snapshot (or failed), then waits for ``go <seconds>``
 on stdin, measures that long and prints ``result <json>``: per delta, the latency from the feed receiving
 the frame to this process receiving the delta, for the newest row and for the oldest; the deltas
@@ -10,7 +12,8 @@ received; gaps in ``seq`` per connection (over the whole connection, not only th
 connections failed; what became of the slow clients. The garbage collector is off while measuring, so
 that its pauses are not counted as the server's.
 
-    .venv/bin/python bench/fanout_clients.py URL CHAIN[,CHAIN...] --count N [--first I] [--slow K]
+    .venv/bin/python bench/fanout_clients.py URL CHAIN[,CHAIN...] --api HTTP_ROOT --key KEY --count N
+        [--first I] [--slow K]
 """
 
 import argparse
@@ -20,8 +23,11 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
+import requests
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -94,6 +100,16 @@ async def _read(ws: ClientConnection, seen: Seen, stop: asyncio.Event) -> int:
     return gaps
 
 
+def _ticket(api: str, key: str) -> str:
+    answer = requests.post(f"{api}/api/v1/stream/tickets", headers={"X-Api-Key": key}, timeout=30)
+    answer.raise_for_status()
+    return answer.json()["ticket"]
+
+
+async def _with_ticket(url: str, tickets: Callable[[], str]) -> str:
+    return f"{url}?ticket={await asyncio.to_thread(tickets)}"
+
+
 async def _client(url: str, chain: str, seen: Seen, stop: asyncio.Event) -> None:
     try:
         async with connect(url, max_size=None, open_timeout=CONNECT_TIMEOUT_S, ping_timeout=None) as ws:
@@ -128,11 +144,13 @@ def _emit(kind: str, payload: object) -> None:
 async def _run(args: argparse.Namespace) -> None:
     chains = args.chains.split(",")
     seen, stop = Seen(), asyncio.Event()
+    tickets = partial(_ticket, args.api, args.key)
+    urls = await asyncio.gather(*(_with_ticket(args.url, tickets) for _ in range(args.count + args.slow)))
     tasks = [
-        asyncio.create_task(_client(args.url, chains[(args.first + i) % len(chains)], seen, stop))
+        asyncio.create_task(_client(urls[i], chains[(args.first + i) % len(chains)], seen, stop))
         for i in range(args.count)
     ]
-    tasks += [asyncio.create_task(_never_reads(args.url, chains[0], seen, stop)) for _ in range(args.slow)]
+    tasks += [asyncio.create_task(_never_reads(url, chains[0], seen, stop)) for url in urls[args.count :]]
     started = time.monotonic()
     while seen.snapshots + sum(seen.failures.values()) < args.count:  # the slow ones never read theirs
         if time.monotonic() - started > CONNECT_TIMEOUT_S:
@@ -159,6 +177,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("chains")
+    parser.add_argument("--api", required=True, help="the web's HTTP root, for stream tickets")
+    parser.add_argument("--key", required=True, help="the API key the tickets are issued to")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--first", type=int, default=0, help="chain index of the first client")
     parser.add_argument("--slow", type=int, default=0, help="clients that subscribe and never read")

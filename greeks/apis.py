@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import QueryDict, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from greeks.selectors import (
 )
 from tickerproject.bounds import BoundedDateField, BoundedDateTimeField, underlying_check
 from tickerproject.pagination import BoundedLimitOffsetPagination
+from tickerproject.schema import EXPIRY_PATH, UNAVAILABLE, UNDERLYING_PATH
 from ticks.bars.apis import CsvExportApi, RangeInputSerializer, csv_response, export_schema
 from ticks.bars.intervals import KITE_MAX_SPAN_DAYS, MINUTE
 from ticks.bars.selectors import instrument_resolve
@@ -67,12 +68,22 @@ class StrikeOutputSerializer(serializers.Serializer):
     PE = OptionOutputSerializer(source="put", allow_null=True)
 
 
+def _query_with_expiry(request: Request, expiry: str) -> QueryDict:
+    """The query string with the path's expiry in it, still a QueryDict: DRF reads an empty optional
+    value (``?at=``) as absent, as in every other view and as the schema says."""
+    query = request.query_params.copy()
+    query["expiry"] = expiry  # the path's, over any query value of the same name
+    return query
+
+
 class ChainApi(APIView):
     """GET /api/v1/chains/<underlying>/<expiry>[?at=<ISO datetime>]"""
 
-    class InputSerializer(serializers.Serializer):
-        expiry = BoundedDateField()
+    class FilterSerializer(serializers.Serializer):
         at = BoundedDateTimeField(required=False, help_text="serve the stored minute at or before this")
+
+    class InputSerializer(FilterSerializer):
+        expiry = BoundedDateField()
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -88,10 +99,13 @@ class ChainApi(APIView):
         t_years = serializers.FloatField(allow_null=True)
         strikes = StrikeOutputSerializer(many=True)
 
-    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
+    @extend_schema(
+        parameters=[UNDERLYING_PATH, EXPIRY_PATH, FilterSerializer],
+        responses={200: OutputSerializer, 503: UNAVAILABLE},
+    )
     def get(self, request: Request, underlying: str, expiry: str) -> Response:
         underlying_check(underlying)
-        params = self.InputSerializer(data={**request.query_params.dict(), "expiry": expiry})
+        params = self.InputSerializer(data=_query_with_expiry(request, expiry))
         params.is_valid(raise_exception=True)
         at = params.validated_data.get("at")
         day = params.validated_data["expiry"]
@@ -113,10 +127,12 @@ class HistoryPointOutputSerializer(serializers.Serializer):
 class ChainHistoryApi(APIView):
     """GET /api/v1/chains/<underlying>/<expiry>/history?strike=<K>[&date=<YYYY-MM-DD>]"""
 
-    class InputSerializer(serializers.Serializer):
-        expiry = BoundedDateField()
+    class FilterSerializer(serializers.Serializer):
         strike = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=0)
         date = BoundedDateField(required=False, help_text="a trading day (IST); default the latest stored")
+
+    class InputSerializer(FilterSerializer):
+        expiry = BoundedDateField()
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -128,10 +144,10 @@ class ChainHistoryApi(APIView):
         date = serializers.DateField(source="day")
         points = HistoryPointOutputSerializer(many=True)
 
-    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
+    @extend_schema(parameters=[UNDERLYING_PATH, EXPIRY_PATH, FilterSerializer], responses=OutputSerializer)
     def get(self, request: Request, underlying: str, expiry: str) -> Response:
         underlying_check(underlying)
-        params = self.InputSerializer(data={**request.query_params.dict(), "expiry": expiry})
+        params = self.InputSerializer(data=_query_with_expiry(request, expiry))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         history = greeks_strike_history(

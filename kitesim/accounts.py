@@ -19,6 +19,9 @@ class SimAccount:
     user_id: str
     token_expires_at: float  # epoch seconds: 06:00 IST after the token was issued
     request_tokens: set[str] = field(default_factory=set)
+    # The app's registered redirect URL: like Kite, the login sends the browser only there (an app
+    # never names it in the login request). Empty: kitesim's own landing page, /connect/finish.
+    redirect_url: str = ""
 
 
 def next_token_expiry(issued_epoch: float) -> float:
@@ -31,11 +34,18 @@ def next_token_expiry(issued_epoch: float) -> float:
 
 
 def parse_account_spec(spec: str) -> tuple[str, str, str]:
-    """``API_KEY:API_SECRET:ACCESS_TOKEN`` -> the triple; raises ValueError naming the problem."""
-    parts = spec.split(":")
-    if len(parts) != 3 or not all(parts):
-        raise ValueError(f"--account must be API_KEY:API_SECRET:ACCESS_TOKEN, got {spec!r}")
+    """``API_KEY:API_SECRET:ACCESS_TOKEN[:REDIRECT_URL]`` -> the first three; raises ValueError naming
+    the problem."""
+    parts = spec.split(":", 3)
+    if len(parts) < 3 or not all(parts):
+        raise ValueError(f"--account must be API_KEY:API_SECRET:ACCESS_TOKEN[:REDIRECT_URL], got {spec!r}")
     return parts[0], parts[1], parts[2]
+
+
+def account_spec_redirect_url(spec: str) -> str:
+    """The registered redirect URL a spec ends with (it may hold colons itself), else ``""``."""
+    parts = spec.split(":", 3)
+    return parts[3] if len(parts) == 4 else ""
 
 
 class AccountBook:
@@ -51,6 +61,7 @@ class AccountBook:
                 access_token=access_token,
                 user_id=f"SIM{index + 1:03d}",
                 token_expires_at=next_token_expiry(now_epoch),
+                redirect_url=account_spec_redirect_url(spec),
             )
 
     def __iter__(self) -> Iterator[SimAccount]:
@@ -67,6 +78,13 @@ class AccountBook:
         if now_epoch >= account.token_expires_at:
             return None
         return account
+
+    def register_redirect_url(self, api_key: str, url: str) -> None:
+        """What a developer does once on Kite's console: where this app's logins land."""
+        account = self._accounts.get(api_key)
+        if account is None:
+            raise KeyError(api_key)
+        account.redirect_url = url
 
     def issue_request_token(self, api_key: str) -> str | None:
         account = self._accounts.get(api_key)

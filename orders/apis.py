@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -43,12 +43,20 @@ from orders.validation import (
 from tickerproject.bounds import BoundedDateTimeField
 from tickerproject.exceptions import ApplicationError, NotFoundError
 from tickerproject.pagination import BoundedLimitOffsetPagination
+from tickerproject.schema import UNAVAILABLE, error_response
 from ticks.clocks import market_now
 
 MAX_QUANTITY = 10_000_000
 MAX_PRICE = Decimal("100000000")  # ₹10 crore a unit: far above any listed instrument
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as a header can carry it
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")  # visible ASCII, as a header can carry it
 TAG = re.compile(r"[A-Za-z0-9 _.:-]{1,20}")
+STATUS_FILTER = OpenApiParameter(
+    "status",
+    {"type": "array", "items": {"type": "string", "enum": [status.value for status in OrderStatus]}},
+    style="form",
+    explode=False,
+    description="comma-separated, e.g. OPEN,PLACED (any letter case)",
+)
 
 
 class StrictCharField(serializers.CharField):
@@ -81,7 +89,15 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-@extend_schema_field(OpenApiTypes.NUMBER)
+@extend_schema_field(
+    {
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "maximum": float(MAX_PRICE),
+        "description": "at most 4 decimal places, on the instrument's tick size",
+    }
+)
 class PriceField(serializers.Field):
     """A JSON number (not a string, not a boolean), finite, 0 < price <= MAX_PRICE, up to 4 decimals."""
 
@@ -108,6 +124,8 @@ class PriceField(serializers.Field):
 
 
 class RejectUnknownFieldsMixin:
+    refuses_unknown_fields = True  # the schema says so (tickerproject.schema)
+
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
@@ -241,10 +259,17 @@ def _decimal_text(value: Decimal | int | None) -> str | None:
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": f"^{IDEMPOTENCY_KEY.pattern}$"},
     location=OpenApiParameter.HEADER,
     required=True,
     description="Unique per order attempt (1-255 visible ASCII). The same key with the same body returns "
     "the original order (200); with a different body, 409.",
+)
+
+
+ORDER_ID = OpenApiParameter("order_id", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH)
+NOT_NOW = error_response(
+    "The order is final, being sent to Kite (retry after Retry-After), or at Kite's 25 modifications."
 )
 
 
@@ -276,8 +301,12 @@ def _detail(request: Request, order: Order) -> dict[str, Any]:
 class OrderListApi(APIView):
     authentication_classes = AUTHENTICATION
     parser_classes = [StrictJSONParser]
+    pagination_class = BoundedLimitOffsetPagination
 
     class InputSerializer(ShallowFieldCopiesMixin, RejectUnknownFieldsMixin, serializers.Serializer):
+        class Meta:
+            ref_name = "OrderPlace"
+
         account = StrictCharField(max_length=64)
         exchange = StrictChoiceField(choices=EXCHANGES)
         tradingsymbol = StrictCharField(max_length=64)
@@ -291,17 +320,20 @@ class OrderListApi(APIView):
         validity = StrictChoiceField(choices=VALIDITIES, default="DAY")
         validity_ttl = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=10_000)
         iceberg_legs = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=1_000)
-        tag = StrictCharField(required=False, max_length=20, allow_blank=True, default="")
+        # Not trimmed: the pattern is the whole rule (a tab is refused, not trimmed to nothing).
+        tag = StrictCharField(
+            required=False,
+            max_length=20,
+            allow_blank=True,
+            default="",
+            trim_whitespace=False,
+            validators=[RegexValidator(f"^{TAG.pattern}$", "Up to 20 letters, digits, spaces or _ . : -")],
+        )
         autoslice = StrictBooleanField(required=False, default=False)
-
-        def validate_tag(self, value: str) -> str:
-            if value and not TAG.fullmatch(value):
-                raise serializers.ValidationError("Up to 20 letters, digits, spaces or _ . : -")
-            return value
 
     class FilterSerializer(serializers.Serializer):
         account = serializers.CharField(required=False, max_length=64)
-        status = serializers.CharField(required=False, help_text="comma-separated, e.g. OPEN,PLACED")
+        status = serializers.CharField(required=False, trim_whitespace=False)
         exchange = serializers.ChoiceField(required=False, choices=EXCHANGES)
         tradingsymbol = serializers.CharField(required=False, max_length=64)
         tag = serializers.CharField(required=False, max_length=20)
@@ -309,7 +341,8 @@ class OrderListApi(APIView):
         created_before = BoundedDateTimeField(required=False)
 
         def validate_status(self, value: str) -> list[str]:
-            statuses = [part.strip().upper() for part in value.split(",") if part.strip()]
+            # Exactly the schema's comma-separated names: no empty items, no spaces around them.
+            statuses = [part.upper() for part in value.split(",")]
             unknown = sorted(set(statuses) - set(OrderStatus))
             if unknown:
                 raise serializers.ValidationError(f"Unknown status: {', '.join(unknown)}.")
@@ -321,7 +354,11 @@ class OrderListApi(APIView):
         responses={
             201: OrderPlacedOutputSerializer,
             200: OpenApiResponse(OrderPlacedOutputSerializer, description="replay of the same key and body"),
-            409: OpenApiResponse(description="the key was used with a different body"),
+            409: error_response(
+                "The key was used with a different body (`order_id` names its order), or the account's "
+                "Kite token was refused."
+            ),
+            503: UNAVAILABLE,
         },
     )
     def post(self, request: Request) -> Response:
@@ -339,13 +376,16 @@ class OrderListApi(APIView):
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(order_placed_data(result.order, result.slice_ids), status=code)
 
-    @extend_schema(parameters=[FilterSerializer], responses=OrderOutputSerializer(many=True))
+    @extend_schema(
+        parameters=[FilterSerializer, STATUS_FILTER],
+        responses={200: OrderOutputSerializer(many=True), 503: UNAVAILABLE},
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         values = dict(filters.validated_data)
         values["statuses"] = values.pop("status", None)
-        paginator = BoundedLimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(order_list(client=request.user, **values), request, view=self)
         return paginator.get_paginated_response([order_data(order) for order in page])
 
@@ -355,6 +395,9 @@ class OrderDetailApi(APIView):
     parser_classes = [StrictJSONParser]
 
     class ModifySerializer(ShallowFieldCopiesMixin, RejectUnknownFieldsMixin, serializers.Serializer):
+        class Meta:
+            ref_name = "OrderModify"
+
         quantity = StrictIntegerField(required=False, min_value=1, max_value=MAX_QUANTITY)
         price = PriceField(required=False, allow_null=True)
         trigger_price = PriceField(required=False, allow_null=True)
@@ -367,11 +410,15 @@ class OrderDetailApi(APIView):
                 raise serializers.ValidationError("Give at least one field to change.")
             return attrs
 
-    @extend_schema(responses=OrderDetailOutputSerializer)
+    @extend_schema(parameters=[ORDER_ID], responses={200: OrderDetailOutputSerializer, 503: UNAVAILABLE})
     def get(self, request: Request, order_id: int) -> Response:
         return Response(order_detail_data(_owned_order(request, order_id)))
 
-    @extend_schema(request=ModifySerializer, responses=OrderDetailOutputSerializer)
+    @extend_schema(
+        parameters=[ORDER_ID],
+        request=ModifySerializer,
+        responses={200: OrderDetailOutputSerializer, 409: NOT_NOW, 503: UNAVAILABLE},
+    )
     def patch(self, request: Request, order_id: int) -> Response:
         order = _owned_order(request, order_id)
         serializer = self.ModifySerializer(data=request.data)
@@ -385,12 +432,15 @@ class OrderDetailApi(APIView):
         return Response(_detail(request, order))
 
     @extend_schema(
+        parameters=[ORDER_ID],
         responses={
             200: OpenApiResponse(
                 OrderDetailOutputSerializer, description="cancelled (it never reached Kite)"
             ),
             202: OpenApiResponse(OrderDetailOutputSerializer, description="cancel requested at Kite"),
-        }
+            409: NOT_NOW,
+            503: UNAVAILABLE,
+        },
     )
     def delete(self, request: Request, order_id: int) -> Response:
         order = _owned_order(request, order_id)
@@ -408,16 +458,19 @@ class PositionListApi(APIView):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses=inline_serializer(
-            "Positions",
-            {
-                "account": serializers.CharField(),
-                "fetched_at": serializers.DateTimeField(),
-                "cached": serializers.BooleanField(),
-                "net": serializers.ListField(child=serializers.DictField()),
-                "day": serializers.ListField(child=serializers.DictField()),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                "Positions",
+                {
+                    "account": serializers.CharField(),
+                    "fetched_at": serializers.DateTimeField(),
+                    "cached": serializers.BooleanField(),
+                    "net": serializers.ListField(child=serializers.DictField()),
+                    "day": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            503: UNAVAILABLE,
+        },
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

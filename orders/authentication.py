@@ -3,20 +3,17 @@
 Checking a key is a database query on every request; an algo sends the same key hundreds of times a
 second. A key revoked or a user deactivated through the ORM stops working at the next request; a key's
 expiry date still counts to the second. It runs first in every order request, so it reads the lookup
-generation for the request.
+generation for the request. Failures count against the client's address exactly as in ticks' check,
+and an address over AUTH_FAILURE_RATE is refused before the cache is consulted.
 """
 
 import hashlib
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.request import Request
 
 from orders.lookup_cache import LookupCache, lookups_begin
-from ticks.authentication import ApiKeyAuthentication, key_from
-from ticks.models import ClientApiKey
-
-Authenticated = tuple[AbstractBaseUser, ClientApiKey]
+from ticks.authentication import ApiKeyAuthentication, Authenticated
 
 # sha256 of the request's API key (the cache never holds a key in clear) -> the user and key it proved.
 API_KEYS: LookupCache[bytes, Authenticated] = LookupCache(lambda: settings.ORDER_LOOKUP_CACHE_S)
@@ -27,14 +24,13 @@ class CachedApiKeyAuthentication(ApiKeyAuthentication):
 
     def authenticate(self, request: Request) -> Authenticated | None:
         lookups_begin()
-        key = key_from(request)
-        if key is None:
-            return None
+        return super().authenticate(request)
+
+    def authenticate_key(self, key: str) -> Authenticated:
         credentials = hashlib.sha256(key.encode()).digest()
         cached = API_KEYS.get(credentials)
         if cached is not None and not cached[1].has_expired:
             return cached
-        authenticated = super().authenticate(request)
-        if authenticated is not None:
-            API_KEYS.put(credentials, authenticated)
+        authenticated = super().authenticate_key(key)
+        API_KEYS.put(credentials, authenticated)
         return authenticated

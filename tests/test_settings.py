@@ -4,6 +4,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+
+from tests.test_production_settings import PRODUCTION_ENV
 
 ROOT = Path(__file__).parents[1]
 
@@ -21,13 +27,6 @@ def _import_settings(module: str, **env: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_production_refuses_to_start_without_its_secret_key_naming_it() -> None:
-    result = _import_settings("tickerproject.settings.production")
-
-    assert result.returncode != 0
-    assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
-
-
 @pytest.mark.parametrize(("name", "value"), [("DJANGO_DEBUG", "maybe"), ("KITE_HTTP_TIMEOUT", "soon")])
 def test_a_malformed_value_fails_at_start_up_naming_the_variable(name: str, value: str) -> None:
     result = _import_settings("tickerproject.settings.base", **{name: value})
@@ -37,14 +36,7 @@ def test_a_malformed_value_fails_at_start_up_naming_the_variable(name: str, valu
 
 
 def test_production_starts_when_every_secret_is_given() -> None:
-    result = _import_settings(
-        "tickerproject.settings.production",
-        DJANGO_SECRET_KEY="x" * 50,
-        FIELD_ENCRYPTION_KEYS="pqO0tBm8n0Ch7d1y1NVtPAb7JxCkz6qs2WbH6cXbqfE=",
-        DATABASE_URL="postgres://u@127.0.0.1:5432/db",
-        DJANGO_ALLOWED_HOSTS="ticker.example",
-        REDIS_URL="redis://127.0.0.1:6379/0",
-    )
+    result = _import_settings("tickerproject.settings.production", **PRODUCTION_ENV)
 
     assert result.returncode == 0, result.stderr
 
@@ -115,3 +107,22 @@ def test_django_starts_with_a_well_formed_holidays_file(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2027-12-31", "False"]
+
+
+@pytest.mark.parametrize("password", ["admin", "short-Pw1", "402918374650192", "password1234"])
+def test_a_weak_password_set_through_a_form_is_refused(password: str) -> None:
+    with pytest.raises(ValidationError):
+        validate_password(password)
+
+
+def test_a_long_uncommon_password_passes_every_validator() -> None:
+    assert settings.PASSWORD_MIN_LENGTH == 12
+    validate_password("quartz-lantern-meadow-42")
+
+
+@pytest.mark.django_db
+def test_demo_seed_and_tests_still_create_users_with_short_passwords() -> None:
+    # demo_seed's admin/admin (scripts/run.sh prints it) goes through create_superuser, which does not validate.
+    user = get_user_model().objects.create_superuser(username="admin", email="", password="admin")
+
+    assert user.check_password("admin")

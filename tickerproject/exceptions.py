@@ -41,7 +41,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body: dict[str, Any] = {"detail": exc.message, **exc.extra}
         if exc.field:
             body = {exc.field: [exc.message], **body}
-        return Response(body, status=exc.http_status)
+        # A client library reads the header, not our body (a 429 or 503 from Kite's limits or breaker).
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        return Response(body, status=exc.http_status, headers=headers)
     if isinstance(exc, BACKEND_UNAVAILABLE):
         return Response(
             {"detail": "A backing service is unavailable; nothing was changed. Retry shortly."},

@@ -1,12 +1,20 @@
-"""API-key authentication: ``Authorization: Api-Key <key>`` or ``X-Api-Key: <key>``."""
+"""API-key authentication: ``Authorization: Api-Key <key>`` or ``X-Api-Key: <key>``.
+
+Every failure (wrong, revoked or expired key) counts against the client's address; past
+AUTH_FAILURE_RATE in a window the address gets 429 before its key is looked at, so keys cannot be
+guessed at request speed (tickerproject.throttling).
+"""
 
 from django.contrib.auth.models import AbstractBaseUser
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from tickerproject.throttling import auth_failure_count, auth_failures_refuse
 from ticks.models import ClientApiKey
 
 KEYWORD = "Api-Key"
+
+Authenticated = tuple[AbstractBaseUser, ClientApiKey]
 
 
 def key_from(request: Request) -> str | None:
@@ -21,10 +29,18 @@ def key_from(request: Request) -> str | None:
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Resolve a hashed client key to its user; a wrong key is a 401, never a fallthrough."""
 
-    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ClientApiKey] | None:
+    def authenticate(self, request: Request) -> Authenticated | None:
         key = key_from(request)
         if key is None:
             return None
+        auth_failures_refuse(request)
+        try:
+            return self.authenticate_key(key)
+        except exceptions.AuthenticationFailed:
+            auth_failure_count(request)
+            raise
+
+    def authenticate_key(self, key: str) -> Authenticated:
         try:
             api_key = ClientApiKey.objects.get_from_key(key)  # verifies the hash
         except ClientApiKey.DoesNotExist:

@@ -135,11 +135,22 @@ class ClientApiKeyManager(BaseAPIKeyManager):
 
 
 class ClientApiKey(AbstractAPIKey):
-    """A REST client's key (stored hashed), owned by the user it acts as."""
+    """A REST client's key (stored hashed), owned by the user it acts as, within its scope.
+
+    ``read`` keys may only read (GET, HEAD, OPTIONS); ``trade`` keys may also write: place, modify and
+    cancel orders, save preferences (tickerproject.permissions).
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        TRADE = "trade", "Trade"
 
     objects = ClientApiKeyManager()
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    # Every issuing path names the scope (issue_api_key --scope, the admin form); the default is for keys
+    # issued before scopes existed, which could all trade, and for ORM callers (tests, benches).
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.TRADE)
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "client API key"

@@ -4,12 +4,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
-from tickerproject.exceptions import ApplicationError
+from tickerproject.exceptions import BACKEND_UNAVAILABLE, ApplicationError
 from ticks.instruments_csv import KITE_HEADER, InstrumentRow, RowError, parse_records, records_from_client
 from ticks.kite import kite_client_for
 from ticks.market_time import IST, access_token_expiry
@@ -132,6 +133,29 @@ def broker_account_set_token(
     account.full_clean()
     account.save()
     return account
+
+
+# Run at once on a new token rather than at beat's next tick: the re-plan puts the account back into
+# the feed plan, the supervisor starts its feed (tasks named, not imported: workers depends on ticks).
+FEEDS_RESUME_TASKS = (("feeds.rebalance", {"reason": "kite_login"}), ("feeds.supervise", {}))
+
+
+def broker_account_log_in(*, account: BrokerAccount, access_token: str, issued_at: datetime) -> BrokerAccount:
+    """A new day's token from a Kite login: stored, the account healthy, and the feeds told at once
+    (orders see it through the lookup cache's save signal)."""
+    with transaction.atomic():
+        account = broker_account_set_token(account=account, access_token=access_token, issued_at=issued_at)
+        transaction.on_commit(_feeds_resume)
+    return account
+
+
+def _feeds_resume() -> None:
+    try:
+        for task, kwargs in FEEDS_RESUME_TASKS:
+            current_app.send_task(task, kwargs=kwargs, ignore_result=True)
+    except BACKEND_UNAVAILABLE as error:
+        # The token is stored: beat's supervisor and re-plan (every ~5 s) resume the feeds anyway.
+        logger.warning("token stored; feeds resume with beat's next re-plan (broker unreachable: %s)", error)
 
 
 def broker_account_mark_health(

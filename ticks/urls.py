@@ -7,6 +7,7 @@ from ticks.apis import (
     FeedCapacityApi,
     InstrumentListApi,
     LatestTickListApi,
+    StreamTicketApi,
 )
 from ticks.bars.apis import BarListApi
 from workers.apis import FeedListApi, FeedPlanApi
@@ -24,4 +25,5 @@ urlpatterns = [
     path("feeds/capacity", FeedCapacityApi.as_view(), name="feed-capacity"),
     path("feeds/plan", FeedPlanApi.as_view(), name="feed-plan"),
     path("dashboard/preferences", DashboardPreferencesApi.as_view(), name="dashboard-preferences"),
+    path("stream/tickets", StreamTicketApi.as_view(), name="stream-ticket"),
 ]

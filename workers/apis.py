@@ -1,5 +1,7 @@
 """Operational endpoints: liveness and the state of every feed."""
 
+import hmac
+import ipaddress
 import os
 import time
 from dataclasses import asdict
@@ -9,7 +11,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -18,7 +20,9 @@ from rest_framework.views import APIView
 
 from tickerproject.bounds import INSTRUMENT_TOKEN_MAX
 from tickerproject.pagination import BoundedLimitOffsetPagination
+from tickerproject.schema import UNAVAILABLE, page_parameters
 from ticks.models import BrokerAccount
+from ticks.selectors import broker_account_get
 from workers.models import FeedAssignment, FeedPlan
 from workers.selectors import feed_assignment_list, feed_plan_overview, feed_status_list
 from workers.services import redis_client
@@ -49,13 +53,42 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition; with PROMETHEUS_MULTIPROC_DIR set, every process's metrics."""
+    """Prometheus exposition; with PROMETHEUS_MULTIPROC_DIR set, every process's metrics.
+
+    Labels carry account names, hostnames and PIDs: with METRICS_TOKEN set (required in production)
+    only ``Authorization: Bearer <token>`` reads them; without it, only a loopback client (dev).
+    """
+    if (refusal := _metrics_refusal(request)) is not None:
+        return refusal
     registry = REGISTRY
     if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         _forget_dead_processes(Path(directory))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_refusal(request: HttpRequest) -> HttpResponse | None:
+    token = settings.METRICS_TOKEN
+    if not token:
+        if _loopback(request.META.get("REMOTE_ADDR", "")):
+            return None
+        return HttpResponse("metrics are served to loopback clients only\n", status=403)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        refusal = HttpResponse("Authorization: Bearer <METRICS_TOKEN> required\n", status=401)
+        refusal["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return refusal
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return HttpResponse("wrong metrics token\n", status=403)
+    return None
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a unix socket's peer, or none
+        return False
 
 
 def _forget_dead_processes(directory: Path) -> None:
@@ -78,7 +111,15 @@ def _running(pid: int) -> bool:
 
 
 class FeedListApi(APIView):
-    @extend_schema(responses=inline_serializer("Feeds", {"feeds": serializers.ListField()}))
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Feeds",
+                {"feeds": serializers.ListField(child=serializers.DictField(), help_text="one per account")},
+            ),
+            503: UNAVAILABLE,
+        }
+    )
     def get(self, request: Request) -> Response:
         client = redis_client()
         try:
@@ -175,16 +216,20 @@ class FeedPlanApi(APIView):
     reconciler last fixed, and one page of its tokens with why each sits where it does."""
 
     class FilterSerializer(serializers.Serializer):
-        account = serializers.SlugRelatedField(
-            slug_field="name",
-            queryset=BrokerAccount.objects.all(),
-            required=False,
-            help_text="only this broker account's tokens (its name)",
+        account = serializers.CharField(
+            required=False, max_length=64, help_text="only this broker account's tokens (its name)"
         )
         underlying = serializers.CharField(required=False, max_length=64, help_text="e.g. NIFTY")
         token = serializers.IntegerField(
             required=False, min_value=1, max_value=INSTRUMENT_TOKEN_MAX, help_text="one instrument token"
         )
+
+        def validate_account(self, name: str) -> BrokerAccount:
+            # Looked up only after CharField's checks: a SlugRelatedField sent a NUL to PostgreSQL (500).
+            account = broker_account_get(name=name)
+            if account is None:
+                raise serializers.ValidationError(f"No broker account named {name!r}.")
+            return account
 
     class OutputSerializer(serializers.Serializer):
         plan = FeedPlanSerializer(allow_null=True, help_text="null before the first plan")
@@ -196,12 +241,8 @@ class FeedPlanApi(APIView):
             ref_name = "FeedPlanReport"
 
     @extend_schema(
-        parameters=[
-            FilterSerializer,
-            OpenApiParameter("limit", int, description="tokens per page (default 100)"),
-            OpenApiParameter("offset", int, description="tokens to skip"),
-        ],
-        responses=OutputSerializer,
+        parameters=[FilterSerializer, *page_parameters("(of `tokens`)")],
+        responses={200: OutputSerializer, 503: UNAVAILABLE},
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

@@ -1,7 +1,8 @@
-"""The login flow: ``/connect/login`` (auto-approving simulated login) and ``/session/token``."""
+"""The login flow: ``/connect/login`` (the simulated login page) and ``/session/token``."""
 
+import html
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -38,22 +39,65 @@ def _required(values: Any, name: str) -> str:
 
 
 async def login(request: web.Request) -> web.Response:
-    """Kite's login page, approved at once: redirect with ``request_token`` (``redirect_url`` is ours)."""
-    api_key = _required(request.query, "api_key")
-    token = request.app[STATE].accounts.issue_request_token(api_key)
-    if token is None:
+    """Kite's login page. A browser gets a page with a Login button (Kite's asks for a password and a
+    TOTP; the simulator only for the click); a script, which asks for no HTML, is approved at once."""
+    account = _login_account(request, request.query)
+    if "text/html" not in request.headers.get("Accept", ""):
+        return _approved(request, account, request.query.get("redirect_params", ""))
+    return web.Response(
+        text=_login_page(account, request.query.get("redirect_params", "")),
+        content_type="text/html",
+        charset="utf-8",
+    )
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    """The login page's form: the user approved, so the browser goes on to the app's redirect URL."""
+    form = await request.post()
+    account = _login_account(request, form)
+    redirect_params = form.get("redirect_params", "")
+    return _approved(request, account, redirect_params if isinstance(redirect_params, str) else "")
+
+
+def _login_account(request: web.Request, values: Any) -> SimAccount:
+    account = request.app[STATE].accounts.get(_required(values, "api_key"))
+    if account is None:
         raise InputException("Invalid `api_key`.")
-    params = {"request_token": token, "action": "login", "type": "login", "status": "success"}
-    redirect_params = request.query.get("redirect_params")
-    if redirect_params:
-        params["redirect_params"] = redirect_params
-    target = request.query.get("redirect_url") or FINISH_PATH
+    return account
+
+
+def _approved(request: web.Request, account: SimAccount, redirect_params: str) -> web.Response:
+    """302 to the registered redirect URL with a fresh request token and ``redirect_params``' pairs.
+
+    Kite sends ``redirect_params`` (a URL-encoded query string) back as the pairs it holds, e.g.
+    ``redirect_params=state%3Dabc`` comes back as ``&state=abc``.
+    """
+    token = request.app[STATE].accounts.issue_request_token(account.api_key)
+    params = [("request_token", token), ("action", "login"), ("type", "login"), ("status", "success")]
+    params += parse_qsl(redirect_params, keep_blank_values=True)
+    target = account.redirect_url or FINISH_PATH
     separator = "&" if "?" in target else "?"
     return web.Response(status=302, headers={"Location": f"{target}{separator}{urlencode(params)}"})
 
 
+def _login_page(account: SimAccount, redirect_params: str) -> str:
+    api_key, params = html.escape(account.api_key), html.escape(redirect_params)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Login to Kite (kitesim)</title></head>
+<body><main>
+<h1>Kite (simulated)</h1>
+<p>App <code>{api_key}</code> asks to log in as <strong>{html.escape(account.user_id)}</strong>.</p>
+<form method="post" action="/connect/login">
+<input type="hidden" name="api_key" value="{api_key}">
+<input type="hidden" name="redirect_params" value="{params}">
+<button type="submit">Login</button>
+</form>
+</main></body></html>
+"""
+
+
 async def login_finished(request: web.Request) -> web.Response:
-    """Where the login lands without a ``redirect_url``: the redirect's parameters, as data."""
+    """Where the login lands for an app with no registered redirect URL: its parameters, as data."""
     return success(dict(request.query))
 
 
@@ -82,6 +126,7 @@ async def token_invalidate(request: web.Request) -> web.Response:
 
 ROUTES = (
     Route("GET", "/connect/login", login, auth=False, versioned=False),
+    Route("POST", "/connect/login", login_submit, auth=False, versioned=False),
     Route("GET", FINISH_PATH, login_finished, auth=False, versioned=False),
     Route("POST", "/session/token", token_exchange, auth=False),
     Route("DELETE", "/session/token", token_invalidate, auth=False),

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from greeks.models import GreeksSnapshot
 from greeks.selectors import HISTORY_FIELDS
+from tests.greeks.snapshots import greeks_snapshot
 from tests.ticks.factories import FutureFactory, OptionFactory
 from ticks.market_time import IST
 from ticks.models import Instrument
@@ -26,35 +27,6 @@ def _ist(day: date, hour: int, minute: int) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=IST)
 
 
-def _snapshot(option: Instrument, taken_at: datetime, iv: float | None, **extra: Any) -> GreeksSnapshot:
-    return GreeksSnapshot(
-        underlying=option.name,
-        expiry=option.expiry,
-        taken_at=taken_at,
-        forward=24_810.0,
-        forward_source="future",
-        atm_strike=Decimal(24_800),
-        t_years=0.02,
-        strike=option.strike,
-        option_type=option.instrument_type,
-        instrument_token=option.instrument_token,
-        last_price=120.5,
-        bid=120.0,
-        ask=121.0,
-        oi=1000,
-        volume=50,
-        iv=iv,
-        iv_mid=None if iv is None else iv + 0.001,
-        delta=0.5,
-        gamma=0.001,
-        theta=-12.0,
-        vega=9.0,
-        rho=1.5,
-        status="ok" if iv is not None else "no_price",
-        **extra,
-    )
-
-
 @pytest.fixture
 def call() -> Instrument:
     """The 24800 CE with 150 stored minutes on DAY (10:00-12:29), among its neighbours' snapshots."""
@@ -63,9 +35,9 @@ def call() -> Instrument:
     other = OptionFactory(expiry=EXPIRY, strike=Decimal(24_850))
     later = OptionFactory(expiry=date(2026, 12, 29), strike=Decimal(24_800))
     minutes = [_ist(DAY, 10, 0) + timedelta(minutes=k) for k in range(150)]
-    rows = [_snapshot(listed, when, 0.13 + k / 10_000) for k, when in enumerate(minutes)]
-    rows[3] = _snapshot(listed, minutes[3], None)  # a minute without a price
-    rows += [_snapshot(leg, when, 0.2) for leg in (put, other, later) for when in minutes[:5]]
+    rows = [greeks_snapshot(listed, when, 0.13 + k / 10_000) for k, when in enumerate(minutes)]
+    rows[3] = greeks_snapshot(listed, minutes[3], None)  # a minute without a price
+    rows += [greeks_snapshot(leg, when, 0.2) for leg in (put, other, later) for when in minutes[:5]]
     GreeksSnapshot.objects.bulk_create(rows)
     return listed
 

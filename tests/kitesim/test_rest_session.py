@@ -37,10 +37,48 @@ def test_login_flow_gives_a_working_session(kitesim_server: KitesimThread) -> No
         paced_client(kitesim_server).profile()
 
 
-def test_login_redirect_follows_redirect_url_and_params(kitesim_server: KitesimThread) -> None:
-    _, query = request_token(kitesim_server, redirect_url="http://app.local/kite/callback?x=1",
-                             redirect_params="next=/dash")
-    assert query["x"] == ["1"] and query["redirect_params"] == ["next=/dash"]
+def test_login_goes_to_the_registered_redirect_url_with_redirect_params_pairs(kitesim_server: KitesimThread) -> None:
+    state = kitesim_server.state
+    kitesim_server.call(state.accounts.register_redirect_url, kitesim_server.api_key, "http://app.local/kite/cb?x=1")
+    response = requests.get(f"{kitesim_server.root}/connect/login", allow_redirects=False, timeout=5,
+                            params={"api_key": kitesim_server.api_key, "v": "3", "redirect_params": "next=/d&s=a b",
+                                    "redirect_url": "http://evil.example/steal"})
+    location = urlsplit(response.headers["Location"])
+    assert (location.scheme, location.netloc, location.path) == ("http", "app.local", "/kite/cb")
+    query = parse_qs(location.query)
+    assert query["x"] == ["1"] and query["next"] == ["/d"] and query["s"] == ["a b"]
+    assert "redirect_params" not in query and query["status"] == ["success"]
+
+
+def test_an_account_spec_can_register_the_redirect_url() -> None:
+    with KitesimThread(accounts=["app:appsecret:apptoken:http://127.0.0.1:8000/kite/callback"]) as server:
+        assert (server.api_key, server.api_secret, server.access_token) == ("app", "appsecret", "apptoken")
+        response = requests.get(f"{server.root}/connect/login", params={"api_key": "app"}, allow_redirects=False,
+                                timeout=5)
+    assert response.headers["Location"].startswith("http://127.0.0.1:8000/kite/callback?request_token=")
+
+
+def test_a_browser_gets_a_login_page_whose_button_approves(kitesim_server: KitesimThread) -> None:
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = requests.get(f"{kitesim_server.root}/connect/login", headers=browser, timeout=5,
+                        params={"api_key": kitesim_server.api_key, "v": "3", "redirect_params": "state=a\"<b"})
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert '<button type="submit">Login</button>' in page.text
+    assert 'value="state=a&quot;&lt;b"' in page.text  # escaped: a redirect_params cannot inject markup
+    assert not kitesim_server.state.accounts.get(kitesim_server.api_key).request_tokens  # nothing issued yet
+    approved = requests.post(f"{kitesim_server.root}/connect/login", allow_redirects=False, timeout=5,
+                             data={"api_key": kitesim_server.api_key, "redirect_params": "state=a\"<b"})
+    assert approved.status_code == 302
+    query = parse_qs(urlsplit(approved.headers["Location"]).query)
+    assert query["state"] == ['a"<b']
+    kite = paced_client(kitesim_server, access_token="unset")
+    assert kite.generate_session(query["request_token"][0], api_secret=kitesim_server.api_secret)["access_token"]
+
+
+def test_the_login_form_refuses_an_unknown_api_key(kitesim_server: KitesimThread) -> None:
+    response = requests.post(f"{kitesim_server.root}/connect/login", data={"api_key": "nobody"},
+                             allow_redirects=False, timeout=5)
+    assert response.status_code == 400 and response.json()["message"] == "Invalid `api_key`."
 
 
 def test_login_landing_page_answers_json(kitesim_server: KitesimThread) -> None:

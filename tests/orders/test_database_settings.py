@@ -7,17 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.test_production_settings import PRODUCTION_ENV
+
 ROOT = Path(__file__).parents[2]
 SHOW = (
     "import json; from tickerproject.settings import {module} as s; "
     "d = s.DATABASES['default']; print(json.dumps([d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS']]))"
 )
-PRODUCTION_SECRETS = {
-    "DJANGO_SECRET_KEY": "x" * 50,
-    "FIELD_ENCRYPTION_KEYS": "pqO0tBm8n0Ch7d1y1NVtPAb7JxCkz6qs2WbH6cXbqfE=",
-    "DJANGO_ALLOWED_HOSTS": "ticker.example",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-}
+PRODUCTION_SECRETS = PRODUCTION_ENV  # every secret production checks at start-up
 
 
 def _connection_settings(database_url: str, module: str = "base") -> list[object]:

@@ -49,3 +49,28 @@ async def test_a_discarded_receiver_gets_nothing_more(redis_client) -> None:
     assert await asyncio.wait_for(layer.receive(channel), timeout=5) == {"type": "stream.rows", "n": 2}
     assert calls == [{"type": "stream.rows", "n": 1}]
     await layer.flush()
+
+
+async def test_a_released_channel_leaves_its_groups_and_redis(redis_client) -> None:
+    """However its consumer ended (ticks.consumers releases in a finally): the group channel left with
+    no member is unsubscribed, the channel's own too, and the receiver is gone."""
+    layer = get_channel_layer()
+    kept, released = await layer.new_channel(), await layer.new_channel()
+    layer.receiver_set(released, lambda message: None)
+    await layer.group_add("chain.NIFTY.2026-12-01", released)
+    await layer.group_add("underlying.NIFTY", released)
+    await layer.group_add("underlying.NIFTY", kept)
+    prefix = layer._get_layer().prefix
+
+    await layer.channel_release(released)
+    await layer.channel_release(released)  # idempotent
+    expected = {kept, f"{prefix}__group__underlying.NIFTY"}
+    for _ in range(100):  # the unsubscribes are sent, not answered: Redis applies them in a moment
+        subscribed = {name.decode() for name in redis_client.pubsub_channels(f"{prefix}*")}
+        if subscribed == expected:
+            break
+        await asyncio.sleep(0.02)
+
+    assert subscribed == expected
+    assert layer._get_layer().receivers == {}
+    await layer.flush()

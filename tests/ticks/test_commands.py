@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from tests.ticks.factories import UserFactory
-from ticks.models import Instrument
+from ticks.models import ClientApiKey, Instrument
 
 SLICE = Path(__file__).parents[1] / "resources" / "instruments-slice.csv"
 
@@ -38,16 +38,29 @@ def test_instruments_load_from_an_unknown_account_fails() -> None:
         call_command("instruments_load", "--from-kite", "ghost")
 
 
-def test_issue_api_key_prints_a_working_key_last() -> None:
+@pytest.mark.parametrize("scope", ["read", "trade"])
+def test_issue_api_key_prints_a_working_key_of_its_scope_last(scope: str) -> None:
     UserFactory(username="algo")
     out = StringIO()
 
-    call_command("issue_api_key", "algo", stdout=out)
+    call_command("issue_api_key", "algo", "--scope", scope, stdout=out)
 
-    key = out.getvalue().strip().splitlines()[-1]
+    *lines, key = out.getvalue().strip().splitlines()
+    assert f"Issued {scope} API key" in lines[-1]
+    assert ClientApiKey.objects.get_from_key(key).scope == scope
     assert APIClient().get("/api/v1/instruments", HTTP_AUTHORIZATION=f"Api-Key {key}").status_code == 200
+
+
+def test_issue_api_key_requires_a_scope() -> None:
+    UserFactory(username="algo")
+
+    with pytest.raises(CommandError, match="--scope"):
+        call_command("issue_api_key", "algo")
+    with pytest.raises(CommandError, match="invalid choice: 'admin'"):
+        call_command("issue_api_key", "algo", "--scope", "admin")
+    assert not ClientApiKey.objects.exists()
 
 
 def test_issue_api_key_for_an_unknown_user_fails() -> None:
     with pytest.raises(CommandError, match="No user named 'nobody'"):
-        call_command("issue_api_key", "nobody")
+        call_command("issue_api_key", "nobody", "--scope", "read")

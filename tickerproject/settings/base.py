@@ -4,6 +4,7 @@ Every variable is documented in README "Configuration". A missing or malformed v
 fails at import time with the variable's name (django-environ raises ImproperlyConfigured).
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from tickerproject.settings import secrets
 from tickerproject.settings.environment import env
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -19,9 +21,26 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105 -- published on purpose; production refuses it
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Django's four validators on every password set through a form or changepassword; create_user and
+# set_password (demo_seed, tests) do not run them.
+PASSWORD_MIN_LENGTH = env.int("PASSWORD_MIN_LENGTH", default=12)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# /metrics: empty = open to loopback clients only (dev); set = Authorization: Bearer <token> required.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if METRICS_TOKEN:
+    secrets.token("METRICS_TOKEN", METRICS_TOKEN, secrets.METRICS_TOKEN_MIN_LENGTH)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -35,11 +54,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",  # login lockout (the "Limits" block below)
     "ticks",
     "orders",
     "greeks",
     "workers",
     "kitesim",
+    "tickerproject.audit",
 ]
 
 MIDDLEWARE = [
@@ -49,8 +70,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tickerproject.audit.middleware.AuditRequestMiddleware",  # after auth: events read request.user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into its 429
 ]
 
 ROOT_URLCONF = "tickerproject.urls"
@@ -88,9 +111,10 @@ def database_from_url(url: str) -> dict[str, Any]:
     return database
 
 
-DATABASES = {
-    "default": database_from_url(env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
-}
+DATABASE_URL = secrets.database_url(
+    "DATABASE_URL", env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+)
+DATABASES = {"default": database_from_url(DATABASE_URL)}
 # Threads serving HTTP in each web process (asgi.py); each keeps its own database connection.
 WEB_HTTP_THREADS = env.int("WEB_HTTP_THREADS", default=16)
 if WEB_HTTP_THREADS < 1:
@@ -103,7 +127,8 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# collectstatic's output, served by whitenoise (deploy/ tests collect into a directory of their own).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 STORAGES = {
@@ -116,8 +141,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Secrets at rest -------------------------------------------------------
 # Fernet keys (urlsafe base64, 32 bytes). The first encrypts; all decrypt (rotation).
-FIELD_ENCRYPTION_KEYS = env.list(
-    "FIELD_ENCRYPTION_KEYS", default=["pqO0tBm8n0Ch7d1y1NVtPAb7JxCkz6qs2WbH6cXbqfE="]
+DEV_FIELD_ENCRYPTION_KEY = "pqO0tBm8n0Ch7d1y1NVtPAb7JxCkz6qs2WbH6cXbqfE="  # published: production refuses it
+FIELD_ENCRYPTION_KEYS = secrets.fernet_keys(
+    "FIELD_ENCRYPTION_KEYS", env.list("FIELD_ENCRYPTION_KEYS", default=[DEV_FIELD_ENCRYPTION_KEY])
 )
 
 # --- Redis, Celery, Channels ---------------------------------------------
@@ -207,6 +233,16 @@ STREAM_MAX_CHAINS = env.int("STREAM_MAX_CHAINS", default=8)
 STREAM_MAX_TOKENS = env.int("STREAM_MAX_TOKENS", default=500)
 STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", default=64 * 1024)  # a client frame
 STREAM_MAX_JSON_DEPTH = env.int("STREAM_MAX_JSON_DEPTH", default=8)  # nesting of a client message
+# Stream admission (README "Live stream"): a ticket from POST /api/v1/stream/tickets is good this long, once.
+STREAM_TICKET_TTL_S = env.int("STREAM_TICKET_TTL_S", default=30)
+# Open connections per API key (or session user) and per client address, counted in Redis across web
+# processes; a slot a killed web process held lapses after STREAM_SLOT_TTL_S.
+STREAM_MAX_CONNECTIONS_PER_KEY = env.int("STREAM_MAX_CONNECTIONS_PER_KEY", default=50)
+STREAM_MAX_CONNECTIONS_PER_IP = env.int("STREAM_MAX_CONNECTIONS_PER_IP", default=200)
+STREAM_SLOT_TTL_S = env.int("STREAM_SLOT_TTL_S", default=60)
+# Bytes a connection may have sent that its client has not taken; past it nothing more is sent, and
+# STREAM_SLOW_CLIENT_S later the client is closed with 4408 (the close frame still fits in the socket).
+STREAM_SEND_BUFFER_BYTES = env.int("STREAM_SEND_BUFFER_BYTES", default=256 * 1024)
 
 # Dashboard (/): an option's last trade older than this (market seconds) is marked stale, and its IV
 # is then read from the bid/ask mid where there is one.
@@ -226,6 +262,10 @@ MARKET_CLOCK = env.str("MARKET_CLOCK", default="wall")
 KITE_ROOT = env.str("KITE_ROOT", default="http://127.0.0.1:8765")
 KITE_WS_ROOT = env.str("KITE_WS_ROOT", default=KITE_ROOT.replace("http", "ws", 1))
 KITE_HTTP_TIMEOUT = env.float("KITE_HTTP_TIMEOUT", default=7.0)
+# The morning login (ticks/kite_login.py): Kite's login page (empty: kitesim's, <KITE_ROOT>/connect/login)
+# and how long a login started in admin may take before its state expires.
+KITE_LOGIN_URL = env.str("KITE_LOGIN_URL", default="")
+KITE_LOGIN_STATE_MAX_AGE_S = env.int("KITE_LOGIN_STATE_MAX_AGE_S", default=600)
 
 # --- Feeds -----------------------------------------------------------------
 FEED_LEASE_TTL_MS = env.int("FEED_LEASE_TTL_MS", default=15_000)
@@ -263,6 +303,48 @@ BARS_RETENTION_DAYS = env.dict("BARS_RETENTION_DAYS", cast={"value": int}, defau
 # Kite's historical endpoint: 3 requests/s per api_key, shared fleet-wide (orders.ratelimit buckets).
 BARS_HISTORICAL_RATE_LIMITS = env.list("BARS_HISTORICAL_RATE_LIMITS", default=["3/1"])
 
+# --- Limits (README "REST API (v1)", "Limits") ------------------------------
+
+
+def throttle_rate(name: str, default: str) -> str:
+    """A rate as COUNT/PERIOD (s, min, hour, day), DRF's form; anything else stops start-up naming it."""
+    value = env.str(name, default=default)
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", value):
+        raise ImproperlyConfigured(
+            f"{name} must be COUNT/PERIOD (s, min, hour, day) like {default}: {value!r}"
+        )
+    return value
+
+
+# Per API key. Kite takes at most 400 placements a minute (10/s) per app, so 1200 leaves an algo placing
+# at Kite's full speed 800 reads a minute; a flood of 2,000 requests in 10 s meets 429 after 1,200.
+THROTTLE_KEY_RATE = throttle_rate("THROTTLE_KEY_RATE", "1200/min")
+# Per address, for sessions (dashboard, admin staff) and anonymous requests to open views (the schema).
+THROTTLE_IP_RATE = throttle_rate("THROTTLE_IP_RATE", "600/min")
+# Failed API-key authentications per address; past it the address gets 429 without its key being checked.
+AUTH_FAILURE_RATE = throttle_rate("AUTH_FAILURE_RATE", "20/min")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # The limits' counters (tickerproject/throttling.py), shared by every web process. A Redis that does
+    # not answer within the timeouts lets the request through (fail open) instead of holding it.
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "throttle",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    },
+}
+# Login lockout (django-axes) on /admin/login/ and /login/: LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (429 + Retry-After). Every
+# attempt during a lockout starts it again; the right password does not log in until it ends.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a right password before the limit clears the count
+AXES_LOCKOUT_CALLABLE = "tickerproject.throttling.login_lockout_response"
+AXES_USERNAME_CALLABLE = "tickerproject.throttling.login_username"
+
 # --- DRF -------------------------------------------------------------------
 REST_FRAMEWORK = {
     # API key first so an anonymous request gets 401 with WWW-Authenticate: Api-Key.
@@ -270,14 +352,24 @@ REST_FRAMEWORK = {
         "ticks.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Authenticated, and an API key only within its scope (read: safe methods; trade: everything).
+    "DEFAULT_PERMISSION_CLASSES": ["tickerproject.permissions.ScopedKeyOrSession"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tickerproject.throttling.ApiKeyRateThrottle",
+        "tickerproject.throttling.ClientIpRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "key": THROTTLE_KEY_RATE,
+        "ip": THROTTLE_IP_RATE,
+        "auth_failure": AUTH_FAILURE_RATE,
+    },
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PAGINATION_CLASS": "tickerproject.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tickerproject.schema.ApiAutoSchema",  # documents every error answer
     "EXCEPTION_HANDLER": "tickerproject.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {

@@ -7,7 +7,15 @@ database is a file, so a Celery worker started by an integration test shares it.
 import os
 
 from tickerproject.settings.base import *  # noqa: F403
-from tickerproject.settings.base import BASE_DIR, CHANNEL_LAYERS, DATABASES, LOGGING, REDIS_URL
+from tickerproject.settings.base import (
+    BASE_DIR,
+    CACHES,
+    CHANNEL_LAYERS,
+    DATABASES,
+    LOGGING,
+    REDIS_URL,
+    REST_FRAMEWORK,
+)
 from tickerproject.settings.environment import env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -18,6 +26,12 @@ LOGGING["root"]["level"] = "WARNING"
 REDIS_URL = env.str("TEST_REDIS_URL", default=f"{REDIS_URL.rsplit('/', 1)[0]}/15")
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+CACHES["throttle"]["LOCATION"] = REDIS_URL
+# A run sends thousands of requests a minute from 127.0.0.1, wrong keys among them on purpose: the
+# limits' own tests (tests/test_throttling.py) set the rates they test.
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = dict.fromkeys(
+    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "1000000/min"
+)
 # Redis pub/sub ignores the database number: a prefix per test run keeps concurrent runs apart.
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = env.str("TEST_CHANNEL_PREFIX", default=f"test{os.getpid()}")
 # The feeds' control channel too: another run's "stop account 1" must not stop this run's feed.

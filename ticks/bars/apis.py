@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from tickerproject.bounds import BoundedDateTimeField, instrument_token_text_check
 from tickerproject.pagination import BoundedLimitOffsetPagination
+from tickerproject.schema import error_response, page_parameters
 from ticks.bars.intervals import INTERVAL_MINUTES, KITE_MAX_SPAN_DAYS, MINUTE
 from ticks.bars.resample import COLUMNS
 from ticks.bars.selectors import bar_rows, bars_minute_rows, bars_read, instrument_resolve
@@ -114,8 +115,7 @@ def export_schema(page: str, input_serializer: type[serializers.Serializer], fie
         parameters=[
             input_serializer,
             OpenApiParameter("format", str, enum=["json", "csv"], description="csv: the whole range"),
-            OpenApiParameter("limit", int, description="JSON only"),
-            OpenApiParameter("offset", int, description="JSON only"),
+            *page_parameters("JSON only"),
         ],
         responses={
             (200, "application/json"): inline_serializer(
@@ -128,6 +128,7 @@ def export_schema(page: str, input_serializer: type[serializers.Serializer], fie
                 },
             ),
             (200, "text/csv"): OpenApiTypes.STR,
+            404: error_response("No instrument with that token or EXCHANGE:TRADINGSYMBOL."),
         },
     )
 

@@ -69,7 +69,7 @@ def test_a_celery_feed_writes_live_minute_bars_and_streams_the_forming_one(
     web = WebProcess(stack_env, free_port(), tmp_path / "web.log")
     _, key = ClientApiKey.objects.create_key(name="bars", user=UserFactory())
     try:
-        with connect(f"ws://127.0.0.1:{web.port}/ws/stream/?api_key={key}") as ws:
+        with connect(f"ws://127.0.0.1:{web.port}/ws/stream/", additional_headers={"X-Api-Key": key}) as ws:
             ws.send(json.dumps({"action": "subscribe", "tokens": [index]}))
             bar = _forming_bar(ws, index)
         # A token's first minute is partial and not written; the next whole minute is.
