@@ -20,6 +20,7 @@ from tests.asgi_server import AsgiServer, free_port
 from tests.ticks.factories import OptionFactory, UserFactory
 from tickerproject.asgi import application
 from ticks.models import ClientApiKey
+from ticks.stream_slots import stream_redis_connect
 from ticks.stream_tickets import StreamHolder, stream_ticket_issue, stream_ticket_redeem
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
@@ -172,7 +173,7 @@ async def test_redis_out_of_reach_at_connect_is_refused_4503(
     chain: None, server: AsgiServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, key = await database_sync_to_async(_key)()
-    dead = redis.asyncio.Redis(port=free_port(), socket_connect_timeout=1)
+    dead = stream_redis_connect(f"redis://127.0.0.1:{free_port()}/0")  # as the web's own client is made
     monkeypatch.setattr("ticks.consumers.stream_redis", lambda: dead)
 
     async with connect(f"{server.ws_url}/ws/stream/", additional_headers={"X-Api-Key": key}) as ws:
