@@ -1,12 +1,17 @@
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import before_task_publish, worker_ready
+from celery.worker.consumer import Consumer
+from django.conf import settings
 
 from ticks import services as ticks_services
 from ticks.clocks import market_now
-from workers import services
+from workers import readiness, services
 from workers.feed import feed_run
 
 logger = logging.getLogger(__name__)
@@ -79,3 +84,36 @@ def trading_day_advance() -> list[str]:
 def broker_tokens_expire() -> list[str]:
     """06:00 IST: accounts whose access token died show token_expired until the next login."""
     return ticks_services.broker_tokens_expire(now=market_now())
+
+
+@shared_task(name=readiness.HEARTBEAT_TASK, ignore_result=True, soft_time_limit=5, time_limit=10)
+def heartbeat() -> None:
+    """Beat, every READYZ_HEARTBEAT_S: sending it is beat's heartbeat (below); running it costs nothing."""
+
+
+@before_task_publish.connect(sender=readiness.HEARTBEAT_TASK)
+def beat_heartbeat(**kwargs: Any) -> None:
+    """Written where the heartbeat task is published, that is in beat: so a dead default worker does not
+    read as a dead beat."""
+    _heartbeat_write(readiness.beat_heartbeat_record)
+
+
+@worker_ready.connect
+def worker_heartbeat_start(sender: Consumer, **kwargs: Any) -> None:
+    """Every worker, on the consumer's own timer, beats for each queue it consumes: readyz then needs no
+    broadcast ping per probe."""
+    queues = sorted(queue.name for queue in sender.task_consumer.queues)
+
+    def beat() -> None:
+        _heartbeat_write(readiness.worker_heartbeat_record, hostname=sender.hostname, queues=queues)
+
+    beat()
+    sender.timer.call_repeatedly(settings.READYZ_HEARTBEAT_S, beat)
+
+
+def _heartbeat_write(record: Callable[..., None], **kwargs: Any) -> None:
+    client = services.redis_client()
+    try:
+        record(client, now=time.time(), ttl_s=settings.READYZ_HEARTBEAT_STALE_S, **kwargs)
+    finally:
+        client.close()

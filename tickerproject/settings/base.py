@@ -180,12 +180,24 @@ BARS_SETTLE_S = env.float("BARS_SETTLE_S", default=60.0)
 FEED_REBALANCE_S = env.float("FEED_REBALANCE_S", default=5.0)
 BARS_GAP_FILL_S = env.float("BARS_GAP_FILL_S", default=300.0)
 BARS_PREVIOUS_CLOSE_S = env.float("BARS_PREVIOUS_CLOSE_S", default=60.0)
+# /readyz (README "Health and readiness"): beat and every worker write a heartbeat each READYZ_HEARTBEAT_S;
+# one older than READYZ_HEARTBEAT_STALE_S, or a feed silent READYZ_FEED_SILENT_S in market hours, is 503.
+READYZ_HEARTBEAT_S = env.float("READYZ_HEARTBEAT_S", default=5.0)
+READYZ_HEARTBEAT_STALE_S = env.float("READYZ_HEARTBEAT_STALE_S", default=15.0)
+READYZ_FEED_SILENT_S = env.float("READYZ_FEED_SILENT_S", default=15.0)
+READYZ_WORKER_QUEUES = env.list("READYZ_WORKER_QUEUES", default=["default", "orders"])
 # The whole beat schedule lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     # The trading day (06:00 token rollover, 08:30 instruments, 09:00 pre-open plan, 09:15 live, 15:30
     # expiry roll) runs on the market clock and the exchange calendar: day.advance starts each step once.
     "day-advance": {"task": "day.advance", "schedule": 5.0, "options": {"expires": 5}},
     "feeds-supervise": {"task": "feeds.supervise", "schedule": 5.0, "options": {"expires": 5}},
+    # Its publish is beat's heartbeat for /readyz (workers/tasks.py); the task itself does nothing.
+    "ops-heartbeat": {
+        "task": "ops.heartbeat",
+        "schedule": READYZ_HEARTBEAT_S,
+        "options": {"expires": READYZ_HEARTBEAT_S},
+    },
     # Tick-driven re-plans come from the feeds; this is the backstop (and follows health and specs).
     "feeds-rebalance": {
         "task": "feeds.rebalance",
