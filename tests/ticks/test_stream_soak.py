@@ -4,7 +4,7 @@ clients leave: a clean close, a dropped TCP connection, a read stall the server 
 bad ticket (4401), a key past its connection cap (4429). After every round Redis's pub/sub channels of
 this run return to where they started (no per-connection channel, no group channel with no member
 left), and once WARM_UP rounds have grown the web process to its working size, its RSS stays within
-RSS_BOUND_MB of it. Measured over 8 rounds: 203, 220, 223, then 223-224 MB for the five after.
+RSS_BOUND_MB of it. Measured over 8 rounds (two runs): 203-204, 220-221, 223, then 223-225 MB for the five after.
 
 Before the fix a send that met a client already gone (the subscribe's snapshot) ended its consumer
 without a disconnect: 7-80 of 150 consumers per round kept their group membership and receiver, the
