@@ -9,16 +9,13 @@ from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 
 @cache
 def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    try:
-        return MultiFernet([Fernet(key) for key in keys])
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS holds an invalid Fernet key: {exc}") from exc
+    """The keys were validated when settings loaded (tickerproject.settings.secrets.fernet_keys)."""
+    return MultiFernet([Fernet(key) for key in keys])
 
 
 def field_cipher() -> MultiFernet:

@@ -24,8 +24,8 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from tests.asgi_server import free_port
+from tests.database import database_url
 from tests.deploy.tls import Certificates
-from tests.workers.conftest import _database_url
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
@@ -46,7 +46,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "tickerproject.settings.production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_ALLOWED_HOSTS": SERVER_NAME,
         "METRICS_TOKEN": secrets.token_urlsafe(32),

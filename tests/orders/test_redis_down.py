@@ -17,10 +17,10 @@ from orders.kite_sync import orders_sweep_stuck
 from orders.models import Order, OrderEvent, OrderStatus
 from tests.asgi_server import free_port
 from tests.browser.web_process import WebProcess
+from tests.database import database_url
 from tests.orders.conftest import limit_body, make_trader, next_trading_day_at, queued_submissions
 from tests.orders.factories import OrderFactory
 from tests.ticks.factories import BrokerAccountFactory, OptionFactory
-from tests.workers.conftest import _database_url
 from tests.workers.private_redis import PrivateRedis
 from ticks.models import DashboardPreferences
 
@@ -50,7 +50,7 @@ def web_without_redis(tmp_path: Path):
     env = {
         "DJANGO_SETTINGS_MODULE": "tickerproject.settings.test",
         "CELERY_TASK_ALWAYS_EAGER": "false",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "TEST_REDIS_URL": redis_server.url,
         "TEST_CHANNEL_PREFIX": f"redisdown{free_port()}",
         "MARKET_CLOCK": next_trading_day_at(10).isoformat(),

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from kitesim.testing import KitesimThread
+from tests.database import database_url
 from ticks.clocks import market_now
 from ticks.models import BrokerAccount, WatchSpec
 from ticks.services import broker_account_set_token, instruments_refresh_from_kite
@@ -28,15 +28,10 @@ FAST_FEEDS = {
 }
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log: Path, *, beat: bool = False, queues: str = "feeds,default") -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, *, beat: bool = False, queues: str = "feeds,default"
+    ) -> None:
         self.name = f"{queues.split(',')[0]}-{uuid.uuid4().hex[:6]}@test"
         command = [sys.executable, "-m", "celery", "-A", "tickerproject", "worker", "-Q", queues]
         command += ["-c", "3", "-O", "fair", "--prefetch-multiplier=1", "-n", self.name, "--loglevel=INFO"]
@@ -112,7 +107,7 @@ def stack_env(kitesim: KitesimThread) -> dict[str, str]:
         **FAST_FEEDS,
         "DJANGO_SETTINGS_MODULE": "tickerproject.settings.test",
         "CELERY_TASK_ALWAYS_EAGER": "false",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "TEST_REDIS_URL": settings.REDIS_URL,
         "TEST_CHANNEL_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         "KITE_ROOT": kitesim.root,
