@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-browser test-clock lint bench audit test-proxy
+.PHONY: run test test-unit test-integration test-browser test-clock lint bench audit test-proxy chaos test-prometheus
 
 $(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required")'
@@ -18,10 +18,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python scripts/ensure_redis.py
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not browser and not proxy" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not proxy and not prometheus" $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -m "not integration and not prometheus"
 
 test-integration: $(STAMP)
 	$(BIN)/python scripts/ensure_redis.py
@@ -36,6 +36,12 @@ test-browser: $(STAMP)
 test-proxy: $(STAMP)
 	$(BIN)/python scripts/ensure_redis.py
 	$(BIN)/python -m pytest -m proxy $(PYTEST_ARGS)
+
+# Needs Debian's prometheus (/usr/bin/prometheus, /usr/bin/promtool); .ci/run installs it. The alert rules'
+# promtool checks and unit tests, and a real Prometheus scraping a running stack (deploy/prometheus).
+test-prometheus: $(STAMP)
+	$(BIN)/python scripts/ensure_redis.py
+	$(BIN)/python -m pytest -m prometheus $(PYTEST_ARGS)
 
 # The clock-reading tests at each instant of scripts/test_clock.py, under Debian's libfaketime
 # (.ci/run installs the faketime package when it is missing).
@@ -54,3 +60,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+# The fault scenarios end to end (scripts/chaos/): a table of recovered?, time to recover, orders lost or
+# duplicated, ticks lost. Each scenario starts its own Redis, kitesim and processes (orders: ports
+# 18400-18499; feeds and the host cut: 18500-18599, the host cut in network namespaces it makes, as root).
+chaos: $(STAMP)
+	$(BIN)/python -m scripts.chaos $(CHAOS_ARGS)

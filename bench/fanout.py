@@ -15,18 +15,26 @@ client receiving the delta, p50/p99, for the newest row of each delta (how fresh
 oldest (the longest a row waited for conflation); deltas/s; the web's CPU per process and RSS; the
 clients' CPU (their process groups, apart); the machine's busy share and load average; gaps in ``seq``
 per connection (there must be none); connections that failed; the slow client's fate. With --profile,
-py-spy (not in requirements.txt: ``.venv/bin/pip install py-spy``) samples each web worker over each
-window without pausing it, and the frames with the most self and total samples are printed.
+the web runs bench/fanout_profile.py's application, cProfile in each worker over each window (signals
+at its edges), and the functions with the most self and total time are printed; the round's own
+figures then include cProfile's cost. With --proxy, two single-process webs (their own process groups,
+ports P+1 and P+2) behind Debian's nginx with deploy/nginx/ticker.conf rendered as deploy/ does (TLS on
+P+4; bench/fanout_proxy.py): the clients connect through nginx, and each round also prints each web's
+share of the connections, its CPU and CPU per delta, and nginx's CPU apart. BENCH_PORT_BASE=P puts
+kitesim on port P and the web on P+1 (free ports otherwise).
 
-    .venv/bin/python bench/fanout.py [--seconds 8] [--clients 100,500,1000] [--repeat 2] [--slow 100]
-        [--workers 2] [--web-args "--ws-per-message-deflate false"] [--profile]
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/12 .venv/bin/python bench/fanout.py [--seconds 8]
+        [--clients 100,500,1000] [--repeat 2] [--slow 100] [--workers 2]
+        [--web-args "--ws-per-message-deflate false"] [--profile] [--proxy]
 """
 
 import argparse
 import json
 import math
 import os
+import pstats
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -40,9 +48,16 @@ sys.path.insert(0, str(ROOT))
 
 from tests.asgi_server import free_port  # noqa: E402 - needs ROOT on the path
 
+
+def _port(offset: int) -> int:
+    """BENCH_PORT_BASE + offset when set (a range of one's own on a shared machine), else a free port."""
+    base = os.environ.get("BENCH_PORT_BASE")
+    return int(base) + offset if base else free_port()
+
+
 WORKDIR = ROOT / "var" / f"bench-fanout-{os.getpid()}"
-KITE_ROOT = f"http://127.0.0.1:{free_port()}"
-WEB_PORT = free_port()
+KITE_ROOT = f"http://127.0.0.1:{_port(0)}"
+WEB_PORT = _port(1)
 PREFIX = f"benchfanout{os.getpid()}"
 ENV = {
     **os.environ,
@@ -54,6 +69,7 @@ ENV = {
     "KITE_ROOT": KITE_ROOT,
     "MARKET_CLOCK": "kitesim",  # the plan follows kitesim's trading day, whatever the host's
     "LOG_LEVEL": "WARNING",
+    "BENCH_PROFILE_DIR": str(WORKDIR),
     # Up to 1,000 clients with one key from one address, each fetching a ticket: past the stream's
     # connection caps and the API's per-key rate (README "Live stream", "Limits").
     "STREAM_MAX_CONNECTIONS_PER_KEY": "5000",
@@ -61,6 +77,7 @@ ENV = {
     "THROTTLE_KEY_RATE": "100000/min",
 }
 WORKDIR.mkdir(parents=True, exist_ok=True)
+PROXY_ENV = {**ENV, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,ticker.bench"}
 os.environ.update(ENV)
 
 import django  # noqa: E402
@@ -69,6 +86,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 
+from bench.fanout_proxy import ProxiedWebs  # noqa: E402
 from bench.processes import Process, answers  # noqa: E402
 from bench.seed import nifty_watched  # noqa: E402
 from tests.waiting import until  # noqa: E402
@@ -142,8 +160,17 @@ class Outcome:
 class ClientProcesses:
     """The round's client processes (bench/fanout_clients.py), each its own process group."""
 
-    def __init__(self, n: int, chains: list[str], key: str, per_process: int, slow: bool) -> None:
-        url = f"ws://127.0.0.1:{WEB_PORT}/ws/stream/"
+    def __init__(
+        self,
+        n: int,
+        chains: list[str],
+        key: str,
+        args: argparse.Namespace,
+        slow: bool,
+        proxy: ProxiedWebs | None,
+    ) -> None:
+        url = f"ws://127.0.0.1:{WEB_PORT}/ws/stream/" if proxy is None else proxy.url
+        per_process = args.per_process
         script = str(ROOT / "bench" / "fanout_clients.py")
         count = math.ceil(n / per_process)
         self.popens = []
@@ -153,6 +180,7 @@ class ClientProcesses:
             command = [sys.executable, script, url, ",".join(chains), "--count", str(share)]
             command += ["--api", f"http://127.0.0.1:{WEB_PORT}", "--key", key]
             command += ["--first", str(first), "--slow", str(int(slow and i == 0))]
+            command += [] if proxy is None else proxy.client_options()
             self.popens.append(
                 subprocess.Popen(  # noqa: S603 - our own interpreter and script
                     command,
@@ -198,24 +226,34 @@ class ClientProcesses:
 
 
 def _round(
-    n: int, run: int, chains: list[str], key: str, args: argparse.Namespace, web: int, slow: bool
+    n: int,
+    run: int,
+    chains: list[str],
+    key: str,
+    args: argparse.Namespace,
+    webs: list[int],
+    slow: bool,
+    proxy: ProxiedWebs | None = None,
 ) -> Outcome:
-    clients = ClientProcesses(n, chains, key, args.per_process, slow)
+    if proxy is not None:
+        proxy.access_log_rotate()
+    clients = ClientProcesses(n, chains, key, args, slow, proxy)
     try:
         snapshots, connected_in = clients.connected()
         time.sleep(SETTLE_S)
         load = Path("/proc/loadavg").read_text().split()[:3]
-        web0, clients0, busy0, t0 = _group_cpu(web), clients.cpu(), _machine_busy_seconds(), time.monotonic()
-        profilers = _profile(web, args.seconds, f"{n}{'-slow' if slow else ''}-{run}") if args.profile else []
+        web0, clients0, busy0, t0 = _webs_cpu(webs), clients.cpu(), _machine_busy_seconds(), time.monotonic()
+        nginx0 = _group_cpu(proxy.nginx_pid) if proxy is not None else {}
+        profiled = [pid for web in webs for pid in _profile_start(web)] if args.profile else []
         clients.go(args.seconds)
         time.sleep(args.seconds)
         wall = time.monotonic() - t0
-        web_cpu, client_cpu = _spent(web0, _group_cpu(web)), _spent(clients0, clients.cpu())
+        web_cpu, client_cpu = _spent(web0, _webs_cpu(webs)), _spent(clients0, clients.cpu())
+        nginx_cpu = sum(_spent(nginx0, _group_cpu(proxy.nginx_pid)).values()) if proxy is not None else 0.0
         busy = _machine_busy_seconds() - busy0
-        rss = _rss_mb(web)
+        rss = sum(_rss_mb(web) for web in webs)
+        profiles = _profile_stop(profiled, f"{n}{'-slow' if slow else ''}-{run}")
         results = clients.results()
-        for profiler in profilers:
-            profiler.wait(30)
     finally:
         clients.kill()
     newest = np.concatenate([np.array(r["newest_ms"], dtype=float) for r in results])
@@ -244,53 +282,81 @@ def _round(
         f"{sum(1 for g in gaps if g)} of {len(gaps)} connections | {snapshots} snapshots in "
         f"{connected_in:.1f} s{', failed: ' + str(failures) if failures else ''}"
     )
-    for profiler in profilers:
-        _print_profile(Path(profiler.args[profiler.args.index("-o") + 1]))
+    for profile in profiles:
+        _print_profile(profile)
+    if proxy is not None:
+        _print_spread(proxy, webs, web_cpu, deltas, nginx_cpu, wall)
     if slow:
         print(f"{'':8}the slow client: {'; '.join(s for r in results for s in r['slow'])}")
     return Outcome(n, ms_per_delta, float(p50), float(p99))
 
 
-def _profile(web: int, seconds: float, name: str) -> list[subprocess.Popen[bytes]]:
-    """py-spy on each web worker (not the supervisor) over the window, without pausing it."""
-    py_spy = str(Path(sys.executable).parent / "py-spy")
-    options = [
-        "record",
-        "--nonblocking",
-        "--nolineno",
-        "--format",
-        "raw",
-        "--duration",
-        str(math.ceil(seconds)),
-    ]
-    workers = sorted(pid for pid in _group_cpu(web) if pid != web)
-    return [
-        subprocess.Popen(  # noqa: S603 - py-spy from this venv, fixed arguments
-            [py_spy, *options, "-o", str(WORKDIR / f"profile-{name}-{pid}.txt"), "-p", str(pid)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+def _webs_cpu(webs: list[int]) -> dict[int, float]:
+    return {pid: seconds for web in webs for pid, seconds in _group_cpu(web).items()}
+
+
+def _print_spread(
+    proxy: ProxiedWebs, webs: list[int], web_cpu: dict[int, float], deltas: int, nginx_cpu: float, wall: float
+) -> None:
+    """Each web's share of the connections (nginx's access log, written as they closed) and its CPU
+    per delta, taking its deltas as that share of all; and nginx's own CPU per delta, apart."""
+    split = proxy.connections_by_web()
+    served = sum(split.values()) or 1
+    parts = []
+    for web, port in zip(webs, proxy.web_ports, strict=True):
+        cpu = sum(seconds for pid, seconds in web_cpu.items() if pid in _group_cpu(web) or pid == web)
+        share = split[port] / served
+        per_delta = cpu / (deltas * share) * 1000 if deltas and share else math.inf
+        parts.append(
+            f"web :{port} {split[port]} connections, {cpu / wall * 100:.0f}% of a core, {per_delta:.4f} ms/delta"
         )
-        for pid in workers
-    ]
+    nginx = nginx_cpu / deltas * 1000 if deltas else math.inf
+    print(f"{'':8}{' | '.join(parts)} | nginx {nginx_cpu / wall * 100:.0f}% of a core, {nginx:.4f} ms/delta")
+
+
+def _profile_start(web: int) -> list[int]:
+    """Start cProfile in each web worker (bench/fanout_profile.py, SIGUSR1); their pids. The workers
+    are uvicorn's spawned children (not multiprocessing's resource tracker, whom SIGUSR1 would end),
+    or uvicorn itself when it runs one."""
+    pids = sorted(
+        pid for pid in _group_cpu(web) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    pids = pids or [web]
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR1)
+    return pids
+
+
+def _profile_stop(pids: list[int], name: str) -> list[Path]:
+    """Stop the profilers (SIGUSR2: each writes its statistics) and name their files after the round."""
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR2)
+    paths = []
+    for pid in pids:
+        written = WORKDIR / f"profile-{pid}.pstats"
+        until(written.exists, timeout=60)
+        time.sleep(0.5)  # dump_stats writes the file in one go, but give it the time to finish
+        paths.append(written.rename(WORKDIR / f"profile-{name}-{pid}.pstats"))
+    return paths
 
 
 def _print_profile(path: Path, top: int = PROFILE_TOP) -> None:
-    """The frames with the most samples of their own (self) and under them (total), in percent."""
-    own: dict[str, int] = {}
-    under: dict[str, int] = {}
-    samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        samples += int(count)
-        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
-        for frame in set(frames):
-            under[frame] = under.get(frame, 0) + int(count)
-    print(f"{'':8}profile {path.name} ({samples} samples): self | total")
-    by_own = sorted(own.items(), key=lambda item: -item[1])[:top]
-    by_under = sorted(under.items(), key=lambda item: -item[1])[:top]
-    for (a, a_n), (b, b_n) in zip(by_own, by_under, strict=False):
-        print(f"{'':10}{a_n / samples * 100:5.1f} % {a[:70]:70} | {b_n / samples * 100:5.1f} % {b[:70]}")
+    """The functions with the most time of their own (self) and under them (total), in percent of
+    the profiled thread's time."""
+    stats = pstats.Stats(str(path)).stats  # (file, line, function) -> (calls, ncalls, self, total, callers)
+    total = sum(entry[2] for entry in stats.values()) or 1.0
+    by_own = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
+    by_under = sorted(stats.items(), key=lambda item: -item[1][3])[:top]
+    print(f"{'':8}profile {path.name} ({total:.2f} s profiled): self | total")
+    for (a, a_s), (b, b_s) in zip(by_own, by_under, strict=False):
+        print(
+            f"{'':10}{a_s[2] / total * 100:5.1f} % {_where(a):68} | {b_s[3] / total * 100:5.1f} % {_where(b)}"
+        )
+
+
+def _where(key: tuple[str, int, str]) -> str:
+    file, line, function = key
+    return f"{function} ({Path(file).name}:{line})"[:68]
 
 
 def _summary(outcomes: list[Outcome]) -> None:
@@ -314,8 +380,13 @@ def main() -> None:
         help="uvicorn worker processes, as the Procfile's WEB_WORKERS (default 2)",
     )
     parser.add_argument("--web-args", default="", help='more uvicorn options, e.g. "--ws wsproto"')
-    parser.add_argument("--profile", action="store_true", help="py-spy each web worker over each window")
+    parser.add_argument("--profile", action="store_true", help="cProfile each web worker over each window")
     parser.add_argument("--per-process", type=int, default=250, help="clients per client process")
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="two single-process webs behind nginx with deploy/'s config (bench/fanout_proxy.py)",
+    )
     parser.add_argument(
         "--slow",
         type=lambda text: {int(n) for n in text.split(",") if n},
@@ -324,24 +395,34 @@ def main() -> None:
     )
     args = parser.parse_args()
     procs: list[Process] = []
+    proxy: ProxiedWebs | None = None
     try:
         chains = _prepare_and_start(procs, args)
+        if args.proxy:
+            ports = [WEB_PORT, _port(2), _port(3), _port(4)]
+            proxy = ProxiedWebs(WORKDIR, PROXY_ENV, ports, _application(args), shlex.split(args.web_args))
+            webs = [web.popen.pid for web in proxy.webs]
+        else:
+            webs = [procs[-1].popen.pid]
         key = _api_key()
-        web = procs[-1].popen.pid
+        shape = "2 webs of 1 process behind nginx" if proxy else f"{args.workers} worker(s)"
         print(
             f"4 chains ({', '.join(chains)}), one feed, one delta per {ENV.get('STREAM_FLUSH_MS', 100)} ms "
-            f"per connection on average (burst 2); web: uvicorn, {args.workers} worker(s) "
+            f"per connection on average (burst 2); web: uvicorn, {shape} "
             f"{args.web_args}; {args.seconds:.0f} s windows"
         )
         outcomes = []
         for n in (int(c) for c in args.clients.split(",")):
             outcomes += [
-                _round(n, run, chains, key, args, web, slow=False) for run in range(1, args.repeat + 1)
+                _round(n, run, chains, key, args, webs, slow=False, proxy=proxy)
+                for run in range(1, args.repeat + 1)
             ]
             if n in args.slow:
-                _round(n, 1, chains, key, args, web, slow=True)
+                _round(n, 1, chains, key, args, webs, slow=True, proxy=proxy)
         _summary(outcomes)
     finally:
+        if proxy is not None:
+            proxy.stop()
         for proc in reversed(procs):
             proc.kill()
 
@@ -352,20 +433,35 @@ def _prepare_and_start(procs: list[Process], args: argparse.Namespace) -> list[s
     command = [python, "manage.py", "kitesim", "--port", port, "--seed", "7"]
     procs.append(Process("kitesim", command, lambda: answers(f"{KITE_ROOT}/_sim/state"), ENV, WORKDIR))
     chains = _prepare()
-    _start_rest(procs, args.workers, shlex.split(args.web_args))
+    _start_rest(procs, args)
     feed_supervise(client=redis_client())
     until(lambda: redis_client().hlen("greeks:latest") > 50, timeout=60)
     return chains
 
 
-def _start_rest(procs: list[Process], workers: int, web_args: list[str]) -> None:
-    """The feeds worker and the web, after kitesim and the database are ready."""
+def _application(args: argparse.Namespace) -> str:
+    return "bench.fanout_profile:application" if args.profile else "tickerproject.asgi:application"
+
+
+def _start_rest(procs: list[Process], args: argparse.Namespace) -> None:
+    """The feeds worker and (without --proxy) the web, after kitesim and the database are ready."""
     python = sys.executable
     command = [python, "-m", "celery", "-A", "tickerproject", "worker", "-Q", "feeds", "-c", "2"]
     command += ["-O", "fair", "--prefetch-multiplier=1", "-n", f"{PREFIX}@%h", "--loglevel=INFO"]
     procs.append(Process("worker", command, _worker_ready, ENV, WORKDIR))
-    command = [python, "-m", "uvicorn", "tickerproject.asgi:application", "--port", str(WEB_PORT)]
-    command += ["--workers", str(workers), "--ws-max-size", "65536", "--log-level", "warning", *web_args]
+    if args.proxy:
+        return
+    command = [
+        python,
+        "-m",
+        "uvicorn",
+        _application(args),
+        "--port",
+        str(WEB_PORT),
+        "--workers",
+        str(args.workers),
+    ]
+    command += ["--ws-max-size", "65536", "--log-level", "warning", *shlex.split(args.web_args)]
     procs.append(
         Process("web", command, lambda: answers(f"http://127.0.0.1:{WEB_PORT}/healthz"), ENV, WORKDIR)
     )

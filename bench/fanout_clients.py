@@ -20,12 +20,14 @@ import argparse
 import asyncio
 import gc
 import json
+import ssl
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import requests
 import uvloop
@@ -84,20 +86,17 @@ def _receive(text: str, seen: Seen) -> None:
         seen.oldest_ms.append((now - timing[1]) * 1000)
 
 
-async def _read(ws: ClientConnection, seen: Seen, stop: asyncio.Event) -> int:
-    """Receive until ``stop``; the number of seq gaps seen."""
-    gaps, last = 0, None
-    while not stop.is_set():
-        try:
-            text = await asyncio.wait_for(ws.recv(), 1.0)
-        except TimeoutError:
-            continue
+async def _read(ws: ClientConnection, seen: Seen, gaps: list[int]) -> None:
+    """Receive until cancelled, counting seq gaps in ``gaps[0]``. No timeout per receive: asyncio's
+    wait_for around each one was a timer and a task per delta, client CPU the box shares with the web."""
+    last = None
+    while True:
+        text = await ws.recv()
         seq = _seq(text)
         if last is not None and seq != last + 1:
-            gaps += 1
+            gaps[0] += 1
         last = seq
         _receive(text, seen)
-    return gaps
 
 
 def _ticket(api: str, key: str) -> str:
@@ -110,21 +109,31 @@ async def _with_ticket(url: str, tickets: Callable[[], str]) -> str:
     return f"{url}?ticket={await asyncio.to_thread(tickets)}"
 
 
-async def _client(url: str, chain: str, seen: Seen, stop: asyncio.Event) -> None:
+async def _client(url: str, chain: str, seen: Seen, stop: asyncio.Event, tls: dict[str, Any]) -> None:
     try:
-        async with connect(url, max_size=None, open_timeout=CONNECT_TIMEOUT_S, ping_timeout=None) as ws:
+        async with connect(
+            url, max_size=None, open_timeout=CONNECT_TIMEOUT_S, ping_timeout=None, **tls
+        ) as ws:
             await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
-            seen.gaps.append(await _read(ws, seen, stop))
+            gaps = [0]
+            reader = asyncio.create_task(_read(ws, seen, gaps))
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait([reader, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if reader.done():
+                reader.result()  # the connection ended early: raises how
+            reader.cancel()
+            seen.gaps.append(gaps[0])
     except ConnectionClosed as closed:
         seen.failures[f"closed {closed.rcvd.code if closed.rcvd else 'without a close frame'}"] += 1
     except (OSError, TimeoutError, InvalidHandshake) as error:
         seen.failures[type(error).__name__] += 1
 
 
-async def _never_reads(url: str, chain: str, seen: Seen, stop: asyncio.Event) -> None:
+async def _never_reads(url: str, chain: str, seen: Seen, stop: asyncio.Event, tls: dict[str, Any]) -> None:
     """Subscribes, then never reads: its TCP window fills and the server must not wait on it."""
     started = time.monotonic()
-    async with connect(url, max_queue=1, ping_timeout=None) as ws:
+    async with connect(url, max_queue=1, ping_timeout=None, **tls) as ws:
         await ws.send(json.dumps({"action": "subscribe", "chain": chain}))
         closed = asyncio.ensure_future(ws.wait_closed())
         await asyncio.wait([closed, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
@@ -146,11 +155,14 @@ async def _run(args: argparse.Namespace) -> None:
     seen, stop = Seen(), asyncio.Event()
     tickets = partial(_ticket, args.api, args.key)
     urls = await asyncio.gather(*(_with_ticket(args.url, tickets) for _ in range(args.count + args.slow)))
+    tls = _tls(args)
     tasks = [
-        asyncio.create_task(_client(urls[i], chains[(args.first + i) % len(chains)], seen, stop))
+        asyncio.create_task(_client(urls[i], chains[(args.first + i) % len(chains)], seen, stop, tls))
         for i in range(args.count)
     ]
-    tasks += [asyncio.create_task(_never_reads(url, chains[0], seen, stop)) for url in urls[args.count :]]
+    tasks += [
+        asyncio.create_task(_never_reads(url, chains[0], seen, stop, tls)) for url in urls[args.count :]
+    ]
     started = time.monotonic()
     while seen.snapshots + sum(seen.failures.values()) < args.count:  # the slow ones never read theirs
         if time.monotonic() - started > CONNECT_TIMEOUT_S:
@@ -173,6 +185,14 @@ async def _run(args: argparse.Namespace) -> None:
     _emit("result", {**result, "failures": dict(seen.failures)})  # asdict would count a Counter's items
 
 
+def _tls(args: argparse.Namespace) -> dict[str, Any]:
+    """websockets.connect options for a wss:// URL behind bench/fanout_proxy.py's nginx: TCP to
+    127.0.0.1 on ``--connect-port``, TLS for the URL's name, trusting ``--ca`` only; none for ws://."""
+    if args.ca is None:
+        return {}
+    return {"host": "127.0.0.1", "port": args.connect_port, "ssl": ssl.create_default_context(cafile=args.ca)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
@@ -182,6 +202,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--first", type=int, default=0, help="chain index of the first client")
     parser.add_argument("--slow", type=int, default=0, help="clients that subscribe and never read")
+    parser.add_argument("--ca", help="the CA file of a wss:// URL's server (bench/fanout_proxy.py)")
+    parser.add_argument("--connect-port", type=int, help="with --ca: the port to connect to on 127.0.0.1")
     uvloop.run(_run(parser.parse_args()))
 
 

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from greeks.backends import implied_vol_and_greeks_for
 from greeks.engine import Model
+from greeks.metrics import FRAME_SECONDS
 from greeks.records import GREEKS_LATEST_KEY
 from greeks.selectors import instrument_table_load
 from greeks.tickpath import (
@@ -100,7 +101,9 @@ class GreeksHook:
         if view.options.size == 0:
             return
         await self._fetch_missing_sources(view)
+        started = time.perf_counter()
         result = self._greeks(view)
+        FRAME_SECONDS.labels(batch.account).observe(time.perf_counter() - started)
         batch.derived["greeks"] = result  # the stream fan-out sends these with the ticks
         await self._redis.hset(GREEKS_LATEST_KEY, mapping=result.mapping())
 

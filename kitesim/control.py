@@ -22,11 +22,13 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(text)
     except ValueError as exc:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"invalid JSON: {exc}"}),
-                                 content_type="application/json") from exc
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
+        ) from exc
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+        )
     return body
 
 
@@ -78,8 +80,9 @@ async def clock_post(request: web.Request) -> web.Response:
     body = await _json_body(request)
     seconds = body.get("advance_seconds", 0)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        return web.json_response({"error": "advance_seconds must be a number >= 0", "field": "advance_seconds"},
-                                 status=400)
+        return web.json_response(
+            {"error": "advance_seconds must be a number >= 0", "field": "advance_seconds"}, status=400
+        )
     state.clock.jump(float(seconds))
     return web.json_response(_clock_view(state))
 
@@ -93,14 +96,26 @@ async def state_get(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     hub = request.app[HUB_KEY].snapshot()
     market = state.market
-    return web.json_response({
-        **_clock_view(state),
-        "session": market.session.isoformat(),
-        "instruments": len(market.universe),
-        "subscriptions": sum(c["subscriptions"] for c in hub["connections"].values()),
-        **hub,
-        "faults": state.faults.as_dict(),
-    })
+    return web.json_response(
+        {
+            **_clock_view(state),
+            "session": market.session.isoformat(),
+            "instruments": len(market.universe),
+            "subscriptions": sum(c["subscriptions"] for c in hub["connections"].values()),
+            **hub,
+            "peers": _peers(request),
+            "faults": state.faults.as_dict(),
+        }
+    )
+
+
+def _peers(request: web.Request) -> dict[str, str]:
+    """Each connection's client address: which host streams which account (``make chaos``'s host cut)."""
+    peers = {}
+    for conn_id, conn in request.app[HUB_KEY].connections.items():
+        peer = conn.transport.get_extra_info("peername") if conn.transport is not None else None
+        peers[str(conn_id)] = peer[0] if peer else ""
+    return peers
 
 
 def register_control_routes(app: web.Application, state: SimState) -> None:

@@ -48,6 +48,13 @@ class BreakerState:
     state: str  # closed | open | half_open
     failures: int
     opened: int  # how many times it has opened, ever (for tests and dashboards)
+    open_until: float  # epoch seconds (Redis's clock) the open period ends; 0 once closed
+
+    def blocking(self, now: float) -> bool:
+        """Open and within its period: calls to Kite wait. An open breaker past its period blocks
+        nothing: the next call probes Kite (``allow`` turns it half-open), so with no orders it may
+        stay stored as open for hours while Kite is fine."""
+        return self.state == "open" and now < self.open_until
 
 
 class CircuitBreaker:
@@ -80,4 +87,5 @@ class CircuitBreaker:
             state=raw.get("state", "closed"),
             failures=int(raw.get("failures", 0)),
             opened=int(raw.get("opened", 0)),
+            open_until=int(raw.get("until", 0)) / 1000,
         )

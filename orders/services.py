@@ -20,6 +20,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from structlog.contextvars import bound_contextvars
 
 from orders import metrics
 from orders.errors import TradingNotPermittedError
@@ -97,6 +98,8 @@ def order_place(
             raise
         return _replayed(existing, fingerprint)
     metrics.ACCEPTED.inc(len(orders))
+    with bound_contextvars(order_id=orders[0].pk, idempotency_key=idempotency_key):  # README "Logs"
+        logger.info("order accepted: %d order(s) PENDING", len(orders))
     return PlaceResult(order=orders[0], created=True, slice_ids=[order.pk for order in orders[1:]])
 
 
@@ -138,7 +141,8 @@ def _validated(terms: OrderTerms, instrument: Instrument | None, market_now: dat
 def orders_enqueue(order_ids: Iterable[int]) -> None:
     """Queue submission (``orders`` queue). A lost message is recovered by orders_sweep_stuck."""
     for order_id in order_ids:
-        _send(SUBMIT_TASK, [order_id])
+        with bound_contextvars(order_id=order_id):  # the task's log lines carry it from its first
+            _send(SUBMIT_TASK, [order_id])
 
 
 def order_update_enqueue(*, account_id: int, payload: Mapping[str, Any]) -> None:

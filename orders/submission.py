@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kiteconnect import KiteConnect
+from structlog.contextvars import bound_contextvars
 
 from orders import metrics
 from orders.breaker import CircuitBreaker
@@ -65,9 +66,23 @@ def lease_seconds() -> float:
 
 
 def order_submit(*, order_id: int) -> SubmitResult:
-    order = Order.objects.select_related("account").filter(pk=order_id).first()
+    order = Order.objects.select_related("account", "parent").filter(pk=order_id).first()
     if order is None:
         return SubmitResult("missing")
+    with bound_contextvars(**_log_ids(order)):
+        result = _order_submit(order)
+        logger.info("order submission: %s", result.outcome)
+    return result
+
+
+def _log_ids(order: Order) -> dict[str, object]:
+    """The ids every log line of the submission carries (README "Logs"); a slice has its parent's key."""
+    first = order.parent or order
+    return {"order_id": order.pk, "idempotency_key": first.idempotency_key, "account_id": order.account_id}
+
+
+def _order_submit(order: Order) -> SubmitResult:
+    order_id = order.pk
     waiting = _not_claimable(order)
     if waiting is not None:
         return waiting

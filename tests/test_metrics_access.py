@@ -8,6 +8,8 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
+pytestmark = pytest.mark.django_db  # a served scrape reads the fleet's state (workers/collectors.py)
+
 TOKEN = "m3tr1cs-T0ken-for-prometheus-scrapes-0123456789"
 
 

@@ -55,7 +55,6 @@ def fuzzed(db, redis_client: redis.Redis, settings) -> Iterator[tuple[OpenApiSch
 
 
 @pytest.mark.integration
-@pytest.mark.clock
 @pytest.mark.parametrize(("method", "path", "mode"), _fuzzed_operations())
 def test_no_5xx_every_answer_as_documented_and_nothing_stored_by_a_refusal(
     fuzzed: tuple[OpenApiSchema, World], method: str, path: str, mode: GenerationMode

@@ -171,13 +171,11 @@ def test_the_schema_validates_without_warnings() -> None:
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)
 
 
-@pytest.mark.clock
 @pytest.mark.parametrize("call", CALLS, ids=lambda call: f"{call.method} {call.path} {call.status}")
 def test_answers_conform_to_the_schema(schema: OpenApiSchema, world: World, call: Call) -> None:
     assert _call_and_validate(schema, world, call) == call.status
 
 
-@pytest.mark.clock
 def test_a_replay_and_a_conflict_conform(schema: OpenApiSchema, world: World) -> None:
     first = Call("POST", ORDERS, 201, body=lambda w: limit_body(w.option), headers={"Idempotency-Key": "r"})
     replay = Call("POST", ORDERS, 200, body=lambda w: limit_body(w.option), headers={"Idempotency-Key": "r"})

@@ -13,6 +13,7 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from tickerproject.routing import websocket_urlpatterns  # noqa: E402
+from workers.process_memory import rss_reporting_start  # noqa: E402
 
 
 class BrowserOriginValidator(OriginValidator):
@@ -34,6 +35,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+rss_reporting_start("web")  # each uvicorn worker process imports this module once
 
 # bench/fanout.py, 500 WebSockets: gen-2 collections took 65-108 ms (the p99 tail), 15-31 ms with startup objects frozen.
 gc.freeze()

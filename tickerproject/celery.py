@@ -1,13 +1,33 @@
+import logging
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 from celery.worker.consumer import Consumer as CeleryConsumer
+from django.conf import settings
+from django_structlog.celery.steps import DjangoStructLogInitStep
+
+from tickerproject.logging import logging_configure
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tickerproject.settings.base")
 
 app = Celery("tickerproject")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# django-structlog's worker side: binds task_id and the publisher's context (request_id, order_id, ...)
+# at each task's start, and logs task_started/succeeded/failed (DJANGO_STRUCTLOG_CELERY_ENABLED does the
+# publishing side, in every process that enqueues).
+app.steps["worker"].add(DjangoStructLogInitStep)
+
+
+@setup_logging.connect
+def logging_setup(loglevel: int | str | None = None, **kwargs: Any) -> None:
+    """Celery's logging is Django's (README "Logs"): connecting here stops Celery from replacing the root
+    logger's handlers with its own plain format. ``--loglevel`` still sets the root level, as before."""
+    logging_configure(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
 
 
 class Consumer(CeleryConsumer):

@@ -33,6 +33,8 @@ class Delta:
     newest_received_at: float | None  # ... and the newest: how fresh the delta is
     bars: dict[int, RowText] = field(default_factory=dict)  # token -> its newest forming bar
     rows_shared: bool = False  # ``rows`` is a message's own list, the same in other connections' deltas
+    published_at: float | None = None  # when the feed published the oldest message in it (epoch s)
+    conflated: int = 0  # messages folded into a later one in this delta (ticks.stream_metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,8 @@ class Conflator:
     seq: int = 0
     received_at: float | None = None
     newest_received_at: float | None = None
+    published_at: float | None = None
+    merged: int = 0  # messages that brought something since the last delta
 
     def merge(
         self,
@@ -65,6 +69,7 @@ class Conflator:
         received_at: float | None = None,
         bar_tokens: Sequence[int] = (),
         bars: Sequence[RowText] = (),
+        published_at: float | None = None,
     ) -> None:
         """Keep the newest row and forming bar of every wanted token; other tokens are ignored."""
         fresh = not self.pending and self.whole is None and not self.bars and self.whole_bars is None
@@ -76,9 +81,14 @@ class Conflator:
             self._spread()
             kept = self._merge_wanted(self.pending, tokens, rows, wanted)
             kept = self._merge_wanted(self.bars, bar_tokens, bars, wanted) or kept
-        if kept and received_at is not None:
+        if not kept:
+            return
+        self.merged += 1
+        if received_at is not None:
             self.received_at = received_at if self.received_at is None else self.received_at
             self.newest_received_at = received_at
+        if self.published_at is None:
+            self.published_at = published_at
 
     @staticmethod
     def _merge_wanted(
@@ -119,12 +129,15 @@ class Conflator:
             self.newest_received_at,
             dict(zip(whole_bars.tokens, whole_bars.texts, strict=True)) if whole_bars else dict(self.bars),
             rows_shared=whole is not None,
+            published_at=self.published_at,
+            conflated=max(self.merged - 1, 0),
         )
         self.pending.clear()
         self.chains.clear()
         self.bars.clear()
         self.whole = self.whole_bars = None
-        self.received_at = self.newest_received_at = None
+        self.received_at = self.newest_received_at = self.published_at = None
+        self.merged = 0
         return delta
 
     def restart(self) -> int:

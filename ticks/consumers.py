@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,7 +37,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
 from django.conf import settings
 
-from ticks.conflation import Conflator, SendBudget
+from ticks.conflation import Conflator, Delta, SendBudget
 from ticks.snapshots import shared_snapshot
 from ticks.stream import (
     ROWS_MESSAGE,
@@ -47,8 +48,9 @@ from ticks.stream import (
     token_groups,
 )
 from ticks.stream_input import MessageTooLarge, StreamRequest, protocol_error_count, stream_request_parse
+from ticks.stream_metrics import SLOW_CLIENT_DROPS, STREAM_CLIENTS, STREAM_TALLY
 from ticks.stream_slots import slot_keys, slot_release, slot_take, stream_redis
-from ticks.stream_socket import Backlog, Transport, backlog_meter, transport_of
+from ticks.stream_socket import Backlog, DirectSend, Transport, backlog_meter, direct_send_of, transport_of
 from ticks.stream_tickets import (
     StreamHolder,
     stream_holder_active,
@@ -79,7 +81,9 @@ API_KEY_IN_URL = "api_key in the URL is refused: use ?ticket= (POST /api/v1/stre
 class StreamConsumer(AsyncWebsocketConsumer):
     serving = False  # admitted and not closing: a frame sent before a refusal's close lands is ignored
     slot: list[str] | None = None  # the cap sets holding this connection (ticks.stream_slots)
+    counted = False  # in stream_clients
     transport: Transport | None = None
+    idle = False  # the flush task waits for something to send, with nothing in hand
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -116,7 +120,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self._server_send = _server_send(self.base_send)
         self.transport = transport_of(self._server_send)
         self.backlog: Backlog | None = None if self.transport is None else backlog_meter(self.transport)
+        self.direct: DirectSend | None = direct_send_of(self._server_send)
+        self.loop = asyncio.get_running_loop()
+        self.budget = SendBudget(settings.STREAM_FLUSH_MS / 1000, FLUSH_BURST, wall_at=self.loop.time())
         self.serving = True
+        self.counted = True
+        STREAM_CLIENTS.inc()
         # ticks.channel_layer hands group messages over directly; another layer (the in-memory one of
         # tests) delivers them through the channel's queue and dispatch().
         receiver_set = getattr(self.channel_layer, "receiver_set", None)
@@ -182,6 +191,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if getattr(self, "channel_name", None) is not None:  # set once the channel layer gave one
             await self._stop()
+        if self.counted:
+            self.counted = False
+            STREAM_CLIENTS.dec()
+            STREAM_TALLY.flush(asyncio.get_running_loop().time())
         slot, self.slot = self.slot, None
         if slot is not None:
             try:
@@ -242,11 +255,37 @@ class StreamConsumer(AsyncWebsocketConsumer):
             received_at=event.get("received_at"),
             bar_tokens=event.get("bar_tokens", ()),
             bars=event.get("bars", ()),
+            published_at=event.get("published_at"),
         )
         chain = event.get("chain")
         if chain in self.chains:
             self.conflator.merge_chain(chain, event.get("fields", {}))
-        self.dirty.set()
+        if not (self.idle and self.serving and not self.dirty.is_set() and self._send_now()):
+            self.dirty.set()
+
+    def _send_now(self) -> bool:
+        """Write the delta of the message just merged, here in the channel layer's callback, when
+        the flush task has nothing in hand (``idle``, not woken: no reply or delta pending before
+        this message), the budget allows it and the socket is under its bound; False to leave it to
+        the flush task. Same budget, same numbering, the same frame as the flush task would send."""
+        direct, backlog = self.direct, self.backlog
+        if direct is None or not direct.ready():
+            return False
+        if self.budget.wait(self.loop.time(), self.conflator.newest_received_at) > 0:
+            return False
+        if backlog is not None and backlog() >= settings.STREAM_SEND_BUFFER_BYTES:
+            return False
+        delta = self.conflator.take()
+        if delta is not None:
+            self.budget.spend()
+            direct.send_text(delta_text(delta))
+            self._sent(delta)
+        return True
+
+    def _sent(self, delta: Delta) -> None:
+        published_at = delta.published_at
+        lag = None if published_at is None else time.time() - published_at
+        STREAM_TALLY.delta_sent(lag, delta.conflated, self.loop.time())
 
     async def _act(self, request: StreamRequest) -> None:
         if request.chain is not None:
@@ -310,10 +349,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Send replies first, then what is pending as soon as the budget allows
         (ticks.conflation.SendBudget); a newer frame may allow it sooner, so a wait ends when one is
         merged. A frame is one message per chain (ticks.fanout), so nothing waits to gather here."""
-        loop = asyncio.get_running_loop()
-        budget = SendBudget(settings.STREAM_FLUSH_MS / 1000, FLUSH_BURST, wall_at=loop.time())
+        loop, budget = self.loop, self.budget
         while True:
-            await self.dirty.wait()
+            self.idle = True
+            try:
+                await self.dirty.wait()
+            finally:
+                self.idle = False
             self.dirty.clear()
             await self._drained()
             if self.replies:
@@ -330,6 +372,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             if delta is not None:
                 budget.spend()
                 await self._send_text(delta_text(delta))
+                self._sent(delta)
 
     async def _send_reply(self) -> None:
         key, message = next(iter(self.replies.items()))
@@ -386,6 +429,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             if since is not None and loop.time() - since >= limit:
                 break
         logger.warning("stream %s: client took nothing for %g s, closing", self.channel_name, limit)
+        SLOW_CLIENT_DROPS.inc()
         await self._stop()
         await self._close_or_reset(CLOSE_TOO_SLOW, "client too slow to receive")
 

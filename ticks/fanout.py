@@ -13,6 +13,7 @@ browsers watch.
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,7 @@ class StreamFanoutHook:
                     chain=message.chain,
                     fields=message.fields,
                     bars=message.bars,
+                    published_at=time.time(),
                 ),
             )
 

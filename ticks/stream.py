@@ -62,14 +62,17 @@ def rows_message(
     chain: str | None = None,
     fields: Row | None = None,
     bars: Mapping[int, str] | None = None,
+    published_at: float | None = None,
 ) -> dict[str, Any]:
     """The group message for one frame's rows: their tokens, and each row as JSON text; and the
-    forming 1-minute bars of its tokens, ``[start, open, high, low, close, volume]`` as JSON text."""
+    forming 1-minute bars of its tokens, ``[start, open, high, low, close, volume]`` as JSON text.
+    ``published_at`` (epoch s) is when the feed sent it, for the stream's send lag."""
     message: dict[str, Any] = {
         "type": ROWS_MESSAGE,
         "tokens": [row["instrument_token"] for row in rows],
         "rows": [json.dumps(row, separators=(",", ":")) for row in rows],
         "received_at": received_at,
+        "published_at": published_at,
     }
     if chain is not None:
         message["chain"] = chain

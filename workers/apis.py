@@ -7,9 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import redis
 from django.conf import settings
-from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
@@ -21,43 +19,23 @@ from rest_framework.views import APIView
 from tickerproject.bounds import INSTRUMENT_TOKEN_MAX
 from tickerproject.pagination import BoundedLimitOffsetPagination
 from tickerproject.schema import UNAVAILABLE, page_parameters
-from ticks.clocks import market_now
-from ticks.exchange_calendar import market_calendar
 from ticks.models import BrokerAccount
 from ticks.selectors import broker_account_get
 from workers import readiness
+from workers.collectors import FleetCollector
 from workers.models import FeedAssignment, FeedPlan
 from workers.selectors import feed_assignment_list, feed_plan_overview, feed_status_list
 from workers.services import redis_client
 
 
-def _database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError:
-        return False
-    return True
-
-
-def _redis_ok() -> bool:
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 def healthz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database_ok(), "redis": _redis_ok()}
+    checks = {"database": readiness.database_ok(), "redis": readiness.redis_ok()}
     return JsonResponse({"ok": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503)
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
     """Every component of the fleet; 503 naming those not ready (README "Health and readiness")."""
-    components = _readiness_components(database=_database_ok(), redis_up=_redis_ok())
+    components = readiness.readiness_evaluate().components
     not_ready = [c.name for c in components if not c.ready]
     body = {
         "ready": not not_ready,
@@ -65,32 +43,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "components": {c.name: {"ready": c.ready, "detail": c.detail} for c in components},
     }
     return JsonResponse(body, status=503 if not_ready else 200)
-
-
-def _readiness_components(*, database: bool, redis_up: bool) -> list[readiness.Component]:
-    beat_at, worker_beats, feeds = None, {}, []
-    if redis_up:
-        client = redis_client()
-        try:
-            beat_at = readiness.beat_heartbeat_get(client)
-            worker_beats = {
-                q: readiness.worker_heartbeats_get(client, q) for q in settings.READYZ_WORKER_QUEUES
-            }
-            # The feeds' list needs the accounts from the database as well as their leases.
-            feeds = feed_status_list(client=client, now=time.time()) if database else []
-        finally:
-            client.close()
-    return readiness.readiness_components(
-        database=database,
-        redis_up=redis_up,
-        beat_at=beat_at,
-        worker_beats=worker_beats,
-        feeds=feeds,
-        now=time.time(),
-        market_open=market_calendar().session_open(market_now()),
-        stale_s=settings.READYZ_HEARTBEAT_STALE_S,
-        silent_s=settings.READYZ_FEED_SILENT_S,
-    )
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
@@ -106,7 +58,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
         _forget_dead_processes(Path(directory))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    fleet = CollectorRegistry()  # the scrape-time families, read now from the database and Redis
+    fleet.register(FleetCollector())
+    return HttpResponse(generate_latest(registry) + generate_latest(fleet), content_type=CONTENT_TYPE_LATEST)
 
 
 def _metrics_refusal(request: HttpRequest) -> HttpResponse | None:

@@ -20,6 +20,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from structlog.contextvars import bound_contextvars
 
 from greeks.hook import GreeksHook
 from orders.services import order_update_enqueue
@@ -44,6 +46,11 @@ logger = logging.getLogger(__name__)
 
 async def feed_run(account_id: int, stop: asyncio.Event, *, worker: str = "") -> str:
     """Stream one account until told to stop; returns why it stopped."""
+    with bound_contextvars(account_id=account_id):  # on every line of the feed (README "Logs")
+        return await _feed_run(account_id, stop, worker)
+
+
+async def _feed_run(account_id: int, stop: asyncio.Event, worker: str) -> str:
     redis = feed_redis(settings.REDIS_URL)
     lease = FeedLease(redis, account_id, ttl_ms=settings.FEED_LEASE_TTL_MS)
     try:
@@ -138,10 +145,14 @@ class FeedSession:
         task.add_done_callback(self._background.discard)
 
     async def _keep_lease(self, stop: asyncio.Event) -> None:
+        valid_until = time.monotonic() + settings.FEED_LEASE_TTL_MS / 1000
         while not await _wait(stop, settings.FEED_LEASE_RENEW_S):
-            if not await self.lease.renew():
+            sent = time.monotonic()
+            if not await _renewed(self.lease, timeout=valid_until - sent):
                 self._stop(stop, "lease_lost")
-            elif not await _enabled(self.account_id):
+                return
+            valid_until = sent + settings.FEED_LEASE_TTL_MS / 1000
+            if not await _enabled(self.account_id):
                 self._stop(stop, "disabled")
 
     async def _listen(self, stop: asyncio.Event) -> None:
@@ -209,6 +220,15 @@ def _recorder(account: str) -> FrameRecorder | None:
     directory = Path(settings.FEED_RECORD_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     return FrameRecorder(directory / f"{account}-{int(time.time())}.frames")
+
+
+async def _renewed(lease: FeedLease, *, timeout: float) -> bool:
+    """Renewed before the lease could have lapsed: a feed that cannot prove it still holds its lease (Redis
+    unreachable, a host cut off) stops before a successor can take it, so no account streams twice."""
+    try:
+        return await asyncio.wait_for(lease.renew(), timeout=max(timeout, 0.0))
+    except (TimeoutError, RedisError):
+        return False
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

@@ -2,16 +2,24 @@
 
 Beat and the workers prove themselves by heartbeats in Redis: a timestamp (host clock: a heartbeat is a
 lease, not market time) under a key that expires with it. Feeds prove themselves by their lease and the
-last frame time they report. The evaluation is pure: the caller reads Redis and the clocks.
+last frame time they report. The checks are pure; ``readiness_evaluate`` reads Redis, the database and
+the clocks for them, once for /readyz and once per Prometheus scrape (``ticker_ready``), so the two
+never disagree.
 """
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
 
+from ticks.clocks import market_now
+from ticks.exchange_calendar import market_calendar
 from ticks.models import BrokerAccount
-from workers.selectors import FeedStatus
+from workers.selectors import FeedStatus, feed_status_list
+from workers.services import redis_client
 
 BEAT_KEY = "heartbeat:beat"
 HEARTBEAT_TASK = "ops.heartbeat"
@@ -114,3 +122,58 @@ def worker_heartbeat_record(
         for queue in queues:
             pipe.set(worker_key(queue, hostname), repr(now), px=int(ttl_s * 1000))
         pipe.execute()
+
+
+def database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return False
+    return True
+
+
+def redis_ok() -> bool:
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    components: list[Component]
+    feeds: list[FeedStatus]  # every account's, as the feed checks read them; [] without Redis or database
+    market_open: bool
+
+
+def readiness_evaluate() -> Readiness:
+    """Every component of the fleet now, from Redis, the database and the market clock."""
+    database, redis_up = database_ok(), redis_ok()
+    now = time.time()
+    beat_at, worker_beats, feeds = None, {}, []
+    if redis_up:
+        client = redis_client()
+        try:
+            beat_at = beat_heartbeat_get(client)
+            worker_beats = {q: worker_heartbeats_get(client, q) for q in settings.READYZ_WORKER_QUEUES}
+            # The feeds' list needs the accounts from the database as well as their leases.
+            feeds = feed_status_list(client=client, now=now) if database else []
+        finally:
+            client.close()
+    market_open = market_calendar().session_open(market_now())
+    components = readiness_components(
+        database=database,
+        redis_up=redis_up,
+        beat_at=beat_at,
+        worker_beats=worker_beats,
+        feeds=feeds,
+        now=now,
+        market_open=market_open,
+        stale_s=settings.READYZ_HEARTBEAT_STALE_S,
+        silent_s=settings.READYZ_FEED_SILENT_S,
+    )
+    return Readiness(components, feeds, market_open)

@@ -277,7 +277,9 @@ def feed_reconcile(*, client: redis.Redis, now: float) -> list[Drift]:
     plan = feed_plan_current()
     if plan is None:
         return []
-    drifts = [_drift(client, plan, account.pk) for account in _healthy_accounts()]
+    healthy = _healthy_accounts()
+    drifts = [_drift(client, plan, account.pk) for account in healthy]
+    _drift_gauge_clear(exclude={account.pk for account in healthy})
     for drift in drifts:
         if drift.stale_version:
             client.publish(CONTROL_CHANNEL, json.dumps({"action": "plan", "version": plan.version}))
@@ -288,6 +290,13 @@ def feed_reconcile(*, client: redis.Redis, now: float) -> list[Drift]:
     if fixed:
         client.set(DRIFT_LAST_KEY, json.dumps({"at": now, "plan_version": plan.version, "drifts": fixed}))
     return drifts
+
+
+def _drift_gauge_clear(*, exclude: set[int]) -> None:
+    """An account disabled or unhealthy has nothing to reconcile: its gauge reads 0, not the drift it
+    had when it left (a multiprocess gauge cannot drop a series, so it is set)."""
+    for account_id in BrokerAccount.objects.exclude(pk__in=exclude).values_list("pk", flat=True):
+        FEED_DRIFT.labels(str(account_id)).set(0)
 
 
 def _drift(client: redis.Redis, plan: FeedPlan, account_id: int) -> Drift:

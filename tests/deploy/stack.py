@@ -133,9 +133,20 @@ def nginx_config_render(**values: str) -> str:
 class Nginx:
     """Debian's nginx on loopback high ports with a main config of its own (prefix, pid, logs, temp)."""
 
-    def __init__(self, directory: Path, certificates: Certificates, upstream_ports: list[int]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        certificates: Certificates,
+        upstream_ports: list[int],
+        *,
+        worker_connections: int = 256,
+        ports: tuple[int, int] | None = None,
+    ) -> None:
+        """``worker_connections``: a proxied WebSocket holds two (bench/fanout.py --proxy raises it);
+        ``ports``: HTTP and HTTPS listeners, else free ones."""
         self.directory = directory
-        self.http_port, self.https_port = free_port(), free_port()
+        self.worker_connections = worker_connections
+        self.http_port, self.https_port = ports or (free_port(), free_port())
         self.access_log, self.error_log = directory / "access.log", directory / "error.log"
         site = nginx_config_render(
             server_name=certificates.server_name,
@@ -153,6 +164,7 @@ class Nginx:
             [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", str(self.error_log)],
             stdout=(directory / "nginx.out").open("wb"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a bench reads the group's CPU
         )
         self._wait_listening()
 
@@ -164,8 +176,9 @@ class Nginx:
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
         return (
-            f"{user}worker_processes 1;\ndaemon off;\npid {self.directory / 'nginx.pid'};\n"
-            f"error_log {self.error_log} warn;\nevents {{ worker_connections 256; }}\n"
+            f"{user}worker_processes 1;\nworker_rlimit_nofile {4 * self.worker_connections};\ndaemon off;\n"
+            f"pid {self.directory / 'nginx.pid'};\nerror_log {self.error_log} warn;\n"
+            f"events {{ worker_connections {self.worker_connections}; }}\n"
             f"http {{\n{temp}\n    include {self.directory / 'ticker.conf'};\n}}\n"
         )
 
@@ -177,6 +190,10 @@ class Nginx:
                 return
             assert time.monotonic() < deadline, "nginx did not start"
             time.sleep(0.1)
+
+    def logs_reopen(self) -> None:
+        """After the access log was moved aside: nginx writes a new one (SIGUSR1)."""
+        self.process.send_signal(signal.SIGUSR1)
 
     def stop(self) -> None:
         """SIGQUIT: graceful, so every access line is written before the test reads the log."""

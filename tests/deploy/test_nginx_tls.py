@@ -153,6 +153,18 @@ def test_requests_land_on_both_web_processes_and_the_access_log_keeps_no_query(s
     assert "query-never-logged" not in stack.nginx.access_log.read_text()
 
 
+def test_the_request_id_is_nginx_s_or_the_client_s_and_its_access_log_shows_it(stack: ProxyStack) -> None:
+    browser = stack.browser()
+    minted = browser.get("/healthz").headers["X-Request-ID"]
+    kept = browser.get("/healthz", headers={"X-Request-ID": "client-7:a.b_c"}).headers["X-Request-ID"]
+    bad = browser.get("/healthz", headers={"X-Request-ID": "no spaces allowed"}).headers["X-Request-ID"]
+
+    log = stack.nginx.access_log.read_text()
+    assert re.fullmatch(r"[0-9a-f]{32}", minted) and f"rid={minted} " in log
+    assert kept == "client-7:a.b_c" and "rid=client-7:a.b_c " in log
+    assert re.fullmatch(r"[0-9a-f]{32}", bad) and f"rid={bad} " in log
+
+
 def test_metrics_and_flower_are_not_served_through_the_proxy(stack: ProxyStack) -> None:
     browser = stack.browser()
 

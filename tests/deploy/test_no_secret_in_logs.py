@@ -40,6 +40,7 @@ KITE_API_KEY = "kiteKeyM4pLeakCanary"
 KITE_API_SECRET = "kiteSecretR8wLeakCanary"
 KITE_ACCESS_TOKEN = "kiteTokenJ2xLeakCanary"
 ACCOUNT = "desk-one"
+ORDER_REQUEST_ID = "deploy-order-trace-1"
 
 
 @pytest.fixture
@@ -129,9 +130,9 @@ def _order_place(browser: Browser, key: str) -> Order:
     # Outside market hours only an AMO passes validation (kitesim then rejects it): Kite is called either way.
     variety = "regular" if market_open(market_now()) else "amo"
     body = limit_body(option, account=ACCOUNT, variety=variety, price=float(option.tick_size * 2000))
-    response = browser.post(
-        "/api/v1/orders", json=body, headers={"X-Api-Key": key, "Idempotency-Key": "deploy-log-order-1"}
-    )
+    headers = {"X-Api-Key": key, "Idempotency-Key": "deploy-log-order-1", "X-Request-ID": ORDER_REQUEST_ID}
+    response = browser.post("/api/v1/orders", json=body, headers=headers)
+    assert response.headers["X-Request-ID"] == ORDER_REQUEST_ID
     assert response.status_code == 201, response.text
     return Order.objects.get(pk=response.json()["id"])
 
@@ -166,6 +167,7 @@ def test_no_key_password_secret_or_token_reaches_any_log(
     assert answers[0] == "snapshot" and answers[2] == "closed 4401"
     logs = {path.name: path.read_text(errors="replace") for path in [*stack.logs(), worker.log]}
     _assert_logs_recorded_the_session(logs)
+    _assert_order_followed_across_processes(logs, order)
     secrets = {
         "client API key": key,
         "client API key's secret part": key.partition(".")[2],
@@ -196,3 +198,16 @@ def _assert_logs_recorded_the_session(logs: dict[str, str]) -> None:
     webs = logs["web-1.log"] + logs["web-2.log"]
     assert "Unauthorized: /api/v1/instruments" in webs  # Django's line for the wrong key
     assert "orders.submit" in logs["worker.log"] and "succeeded" in logs["worker.log"]
+
+
+def _assert_order_followed_across_processes(logs: dict[str, str], order: Order) -> None:
+    """README "Logs": JSON lines, and the order's request id leads from the web's lines to the worker's."""
+
+    def traced(text: str) -> list[dict[str, object]]:
+        records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        return [record for record in records if record.get("request_id") == ORDER_REQUEST_ID]
+
+    web = traced("\n".join([logs["web-1.log"], logs["web-2.log"]]))
+    assert any(line.get("order_id") == order.pk and line.get("idempotency_key") for line in web)
+    worker = traced(logs["worker.log"])
+    assert any(line.get("order_id") == order.pk and line.get("task_id") for line in worker)

@@ -39,7 +39,7 @@ from tests.ticks.factories import OptionFactory, WatchSpecFactory
 from ticks.feeds.latest import LatestTickCache
 from ticks.feeds.pipeline import TickBatch
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.clock]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 CHAIN = f"/api/v1/chains/NIFTY/{WEEKLY.isoformat()}"
 ATM = 24_800.0

@@ -37,7 +37,7 @@ from tests.ticks.factories import FutureFactory, OptionFactory
 from ticks.feeds.latest import LatestTickCache
 from ticks.feeds.pipeline import TickBatch
 
-pytestmark = [pytest.mark.integration, pytest.mark.clock]
+pytestmark = pytest.mark.integration
 
 
 class CountingRedis(redis.asyncio.Redis):

@@ -2,8 +2,6 @@
 
 from datetime import date, datetime
 
-import pytest
-
 from kitesim.clock import IST, SimClock
 from kitesim.market import market_build
 from kitesim.paths import (
@@ -14,8 +12,6 @@ from kitesim.paths import (
     trading_days_between,
 )
 from kitesim.server import default_start_epoch, session_roll
-
-pytestmark = pytest.mark.clock
 
 CHRISTMAS = date(2026, 12, 25)  # a Friday, an XBOM holiday
 THURSDAY, MONDAY = date(2026, 12, 24), date(2026, 12, 28)

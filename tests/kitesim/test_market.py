@@ -13,8 +13,6 @@ from kitesim.pricing import RISK_FREE_RATE, SECONDS_PER_YEAR, smile_vol
 from kitesim.server import build_state, closed_evening, default_start_epoch, pump_once, session_roll
 from kitesim.ticker import TickerHub
 
-pytestmark = pytest.mark.clock
-
 SESSION = date(2026, 8, 17)
 OPEN = session_open_epoch(SESSION)
 TICK = 0.05

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kiteconnect import KiteTicker
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from kitesim.replay import FrameRecorder, FrameReplay, filter_frame, read_recording
 from kitesim.testing import KitesimThread
@@ -31,7 +31,10 @@ def test_recording_round_trip(tmp_path: Path) -> None:
     recorder.write(1_786_938_900.75, b"\x00\x00")
     recorder.close()
     assert (tmp_path / "ticks.ksim").read_bytes().startswith(MAGIC)
-    assert list(read_recording(tmp_path / "ticks.ksim")) == [(1_786_938_900.25, _frame()), (1_786_938_900.75, b"\x00\x00")]
+    assert list(read_recording(tmp_path / "ticks.ksim")) == [
+        (1_786_938_900.25, _frame()),
+        (1_786_938_900.75, b"\x00\x00"),
+    ]
 
 
 def test_foreign_and_truncated_files_are_refused(tmp_path: Path) -> None:
@@ -62,27 +65,43 @@ def test_replay_hands_out_frames_as_time_passes() -> None:
     assert replay.due(100.0) == [b"c"] and replay.finished
 
 
+def _receive_tick_frames(ws: ClientConnection, count: int) -> None:
+    """Read until ``count`` tick frames (not heartbeats) came, within 10 s."""
+    deadline = time.monotonic() + 10.0
+    while count > 0:
+        assert time.monotonic() < deadline, f"{count} tick frames short after 10 s"
+        message = ws.recv(timeout=5)
+        if isinstance(message, bytes) and len(message) > 2:
+            count -= 1
+
+
 @pytest.mark.integration
 def test_record_then_replay_to_a_subscriber(tmp_path: Path) -> None:
     path = tmp_path / "session.ksim"
-    with KitesimThread(seed=7, speed=10, record=path) as live, connect(
-        f"{live.ws_root}/?api_key=demo&access_token=demotoken"
-    ) as ws:
+    with (
+        KitesimThread(seed=7, speed=10, record=path) as live,
+        connect(f"{live.ws_root}/?api_key=demo&access_token=demotoken") as ws,
+    ):
         ws.send(json.dumps({"a": "subscribe", "v": [INDEX, 265]}))
         ws.send(json.dumps({"a": "mode", "v": ["full", [INDEX, 265]]}))
-        time.sleep(2.0)
+        _receive_tick_frames(ws, 7)  # each is recorded once sent: more than 5 by the time the 7th is here
     recorded = list(read_recording(path))
     assert len(recorded) > 5
-    sent = [t["last_price"] for _, f in recorded for t in KiteTicker("k", "t")._parse_binary(f)
-            if t["instrument_token"] == INDEX]
-    with KitesimThread(seed=99, speed=10, replay=path) as again, connect(
-        f"{again.ws_root}/?api_key=demo&access_token=demotoken"
-    ) as ws:
+    sent = [
+        t["last_price"]
+        for _, f in recorded
+        for t in KiteTicker("k", "t")._parse_binary(f)
+        if t["instrument_token"] == INDEX
+    ]
+    with (
+        KitesimThread(seed=99, speed=10, replay=path) as again,
+        connect(f"{again.ws_root}/?api_key=demo&access_token=demotoken") as ws,
+    ):
         assert again.state is not None and again.state.clock.now() >= recorded[0][0]
         ws.send(json.dumps({"a": "subscribe", "v": [INDEX]}))
         got: list[float] = []
         deadline = time.monotonic() + 4.0
-        while time.monotonic() < deadline:
+        while len(got) < 3 and time.monotonic() < deadline:
             message = ws.recv(timeout=5)
             if isinstance(message, bytes) and len(message) > 1:
                 ticks = KiteTicker("k", "t")._parse_binary(message)

@@ -14,7 +14,7 @@ from kitesim.testing import KitesimThread
 from kitesim.universe import CSV_HEADER
 from tests.kitesim.rest_drive import PacedKite, atm_option, nifty_future, paced_client
 
-pytestmark = [pytest.mark.integration, pytest.mark.clock]
+pytestmark = pytest.mark.integration
 
 KITE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -36,9 +36,16 @@ def sim_now(server: KitesimThread) -> datetime:
 
 # -- instruments -------------------------------------------------------------------------------------
 
+
 def test_instruments_csv_is_kites(kitesim_server: KitesimThread, paced: PacedKite) -> None:
-    response = requests.get(f"{kitesim_server.root}/instruments", timeout=10, headers={
-        "X-Kite-Version": "3", "Authorization": f"token {kitesim_server.api_key}:{kitesim_server.access_token}"})
+    response = requests.get(
+        f"{kitesim_server.root}/instruments",
+        timeout=10,
+        headers={
+            "X-Kite-Version": "3",
+            "Authorization": f"token {kitesim_server.api_key}:{kitesim_server.access_token}",
+        },
+    )
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
     assert tuple(rows[0]) == tuple(CSV_HEADER)
@@ -65,6 +72,7 @@ def test_instruments_per_exchange(kitesim_server: KitesimThread, paced: PacedKit
 
 
 # -- quotes ------------------------------------------------------------------------------------------
+
 
 def test_full_quote_shape_and_unknown_keys(kitesim_server: KitesimThread, paced: PacedKite) -> None:
     option = atm_option(kitesim_server)
@@ -94,7 +102,9 @@ def test_ltp_and_ohlc_shapes(kitesim_server: KitesimThread, paced: PacedKite) ->
 
 
 def test_quote_limits(kitesim_server: KitesimThread, paced: PacedKite) -> None:
-    keys = [f"NFO:{i.tradingsymbol}" for i in kitesim_server.state.market.universe.all() if i.exchange == "NFO"]
+    keys = [
+        f"NFO:{i.tradingsymbol}" for i in kitesim_server.state.market.universe.all() if i.exchange == "NFO"
+    ]
     assert len(keys) >= 501
     with pytest.raises(InputException, match="500"):
         paced.quote(keys[:501])
@@ -110,6 +120,8 @@ def test_quote_limits(kitesim_server: KitesimThread, paced: PacedKite) -> None:
 
 # -- historical --------------------------------------------------------------------------------------
 
+
+@pytest.mark.clock  # the candles' window is days back from the host's date: weekends, holidays, year ends
 @pytest.mark.parametrize("interval", list(MAX_SPAN_DAYS))
 def test_historical_every_interval(kitesim_server: KitesimThread, paced: PacedKite, interval: str) -> None:
     option = atm_option(kitesim_server)
@@ -119,7 +131,12 @@ def test_historical_every_interval(kitesim_server: KitesimThread, paced: PacedKi
     assert candles
     first = candles[0]
     assert first["date"].utcoffset() == timedelta(hours=5, minutes=30)
-    assert first["low"] <= min(first["open"], first["close"]) <= max(first["open"], first["close"]) <= first["high"]
+    assert (
+        first["low"]
+        <= min(first["open"], first["close"])
+        <= max(first["open"], first["close"])
+        <= first["high"]
+    )
     assert "oi" in first and first["volume"] >= 0
     dates = [c["date"] for c in candles]
     assert dates == sorted(dates)
@@ -127,14 +144,17 @@ def test_historical_every_interval(kitesim_server: KitesimThread, paced: PacedKi
         assert all(start.replace(tzinfo=IST) <= d <= now.replace(tzinfo=IST) for d in dates)
 
 
+@pytest.mark.clock  # the candles' window is days back from the host's date: weekends, holidays, year ends
 def test_historical_without_oi_has_six_fields(kitesim_server: KitesimThread) -> None:
     option = atm_option(kitesim_server)
     now = sim_now(kitesim_server)
     response = requests.get(
         f"{kitesim_server.root}/instruments/historical/{option.instrument_token}/minute",
         params={"from": (now - timedelta(days=3)).strftime(KITE_FORMAT), "to": now.strftime(KITE_FORMAT)},
-        headers={"X-Kite-Version": "3",
-                 "Authorization": f"token {kitesim_server.api_key}:{kitesim_server.access_token}"},
+        headers={
+            "X-Kite-Version": "3",
+            "Authorization": f"token {kitesim_server.api_key}:{kitesim_server.access_token}",
+        },
         timeout=10,
     )
     candles = response.json()["data"]["candles"]
@@ -143,7 +163,9 @@ def test_historical_without_oi_has_six_fields(kitesim_server: KitesimThread) -> 
 
 
 @pytest.mark.parametrize(("interval", "days"), list(MAX_SPAN_DAYS.items()))
-def test_historical_span_limits(kitesim_server: KitesimThread, paced: PacedKite, interval: str, days: int) -> None:
+def test_historical_span_limits(
+    kitesim_server: KitesimThread, paced: PacedKite, interval: str, days: int
+) -> None:
     option = atm_option(kitesim_server)
     now = sim_now(kitesim_server)
     with pytest.raises(InputException, match=f"interval exceeds max limit: {days} days") as refused:
@@ -167,6 +189,7 @@ def test_historical_bad_requests(kitesim_server: KitesimThread, paced: PacedKite
         paced.historical_data(option.instrument_token, earlier, now, "day", continuous=True)
 
 
+@pytest.mark.clock  # the candles' window is days back from the host's date: weekends, holidays, year ends
 def test_historical_empty_range_is_kites_no_candles(kitesim_server: KitesimThread, paced: PacedKite) -> None:
     option = atm_option(kitesim_server)
     now = sim_now(kitesim_server)
@@ -176,8 +199,11 @@ def test_historical_empty_range_is_kites_no_candles(kitesim_server: KitesimThrea
         paced.historical_data(option.instrument_token, night, night + timedelta(hours=3), "minute")
 
 
+@pytest.mark.clock  # the candles' window is days back from the host's date: weekends, holidays, year ends
 def test_historical_continuous_future_day_candles(kitesim_server: KitesimThread, paced: PacedKite) -> None:
     future = nifty_future(kitesim_server)
     now = sim_now(kitesim_server)
-    candles = paced.historical_data(future.instrument_token, now - timedelta(days=10), now, "day", continuous=True)
+    candles = paced.historical_data(
+        future.instrument_token, now - timedelta(days=10), now, "day", continuous=True
+    )
     assert candles and all(c["date"].hour == 0 for c in candles)

@@ -20,7 +20,7 @@ from tests.kitesim.rest_drive import (
     touch,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.clock]
+pytestmark = pytest.mark.integration
 
 ACCEPTED = ["PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING"]
 
@@ -34,8 +34,9 @@ def place(kite: PacedKite, symbol: str, side: str, quantity: int, order_type: st
     return kite.place_order("regular", "NFO", symbol, side, quantity, "NRML", order_type, **extra)
 
 
-def test_market_order_completes_with_a_trade_and_a_position(kitesim_server: KitesimThread,
-                                                            paced: PacedKite) -> None:
+def test_market_order_completes_with_a_trade_and_a_position(
+    kitesim_server: KitesimThread, paced: PacedKite
+) -> None:
     option = atm_option(kitesim_server)
     before = paced.margins("equity")
     order_id = place(paced, option.tradingsymbol, "BUY", option.lot_size, "MARKET", tag="mkt1")
@@ -69,12 +70,20 @@ def test_market_sell_fills_at_or_below_the_ask(kitesim_server: KitesimThread, pa
 def test_limit_rests_then_a_modification_fills_it(kitesim_server: KitesimThread, paced: PacedKite) -> None:
     option = atm_option(kitesim_server)
     bid, ask, _ = touch(kitesim_server, option)
-    order_id = place(paced, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40))
+    order_id = place(
+        paced, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40)
+    )
     resting = orders_by_id(paced)[order_id]
     assert resting["status"] == "OPEN" and resting["pending_quantity"] == option.lot_size
     assert paced.modify_order("regular", order_id, price=ticks(option, ask, 40)) == order_id
     history = paced.order_history(order_id)
-    assert statuses(history)[-5:] == ["MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "OPEN", "COMPLETE"]
+    assert statuses(history)[-5:] == [
+        "MODIFY VALIDATION PENDING",
+        "MODIFY PENDING",
+        "MODIFIED",
+        "OPEN",
+        "COMPLETE",
+    ]
     assert history[-1]["modified"] is True
     assert history[-1]["average_price"] <= ticks(option, ask, 40)
 
@@ -101,8 +110,9 @@ def test_resting_limits_fill_as_the_market_moves(kitesim_server: KitesimThread, 
 def test_cancel_and_its_errors(kitesim_server: KitesimThread, paced: PacedKite) -> None:
     option = atm_option(kitesim_server)
     bid, _, _ = touch(kitesim_server, option)
-    order_id = place(paced, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40),
-                     tag="cx")
+    order_id = place(
+        paced, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40), tag="cx"
+    )
     assert paced.cancel_order("regular", order_id) == order_id
     last = paced.order_history(order_id)[-1]
     assert last["status"] == "CANCELLED" and last["cancelled_quantity"] == option.lot_size
@@ -131,12 +141,16 @@ def stop_orders(paced: PacedKite, server: KitesimThread, order_type: str) -> lis
     extra_down = {"price": ticks(option, down, -slack)} if order_type == "SL" else {}
     return [
         place(paced, option.tradingsymbol, "BUY", option.lot_size, order_type, trigger_price=up, **extra_up),
-        place(paced, option.tradingsymbol, "SELL", option.lot_size, order_type, trigger_price=down, **extra_down),
+        place(
+            paced, option.tradingsymbol, "SELL", option.lot_size, order_type, trigger_price=down, **extra_down
+        ),
     ]
 
 
 @pytest.mark.parametrize("order_type", ["SL", "SL-M"])
-def test_stop_orders_trigger_then_fill(kitesim_server: KitesimThread, paced: PacedKite, order_type: str) -> None:
+def test_stop_orders_trigger_then_fill(
+    kitesim_server: KitesimThread, paced: PacedKite, order_type: str
+) -> None:
     order_ids = stop_orders(paced, kitesim_server, order_type)
     assert all(orders_by_id(paced)[i]["status"] == "TRIGGER PENDING" for i in order_ids)
 
@@ -156,7 +170,15 @@ def test_kite_input_errors(kitesim_server: KitesimThread, paced: PacedKite) -> N
     bid, _, _ = touch(kitesim_server, option)
     cases = [
         ("regular", symbol, lot + 1, "NRML", "LIMIT", {"price": bid}, "lot size"),
-        ("regular", symbol, lot * (option.freeze_quantity // lot + 1), "NRML", "LIMIT", {"price": bid}, "freeze"),
+        (
+            "regular",
+            symbol,
+            lot * (option.freeze_quantity // lot + 1),
+            "NRML",
+            "LIMIT",
+            {"price": bid},
+            "freeze",
+        ),
         ("regular", symbol, lot, "NRML", "LIMIT", {"price": bid + option.tick_size / 2}, "tick size"),
         ("regular", "NIFTY00JAN100CE", lot, "NRML", "MARKET", {}, "expired or does not exist"),
         ("regular", symbol, lot, "CNC", "MARKET", {}, "not allowed for F&O"),
@@ -185,13 +207,17 @@ def test_twenty_six_modifications_are_one_too_many(kitesim_server: KitesimThread
     assert orders_by_id(paced)[order_id]["status"] == "OPEN"
 
 
-def test_insufficient_funds_reject_with_kites_message(kitesim_server: KitesimThread, paced: PacedKite) -> None:
+def test_insufficient_funds_reject_with_kites_message(
+    kitesim_server: KitesimThread, paced: PacedKite
+) -> None:
     option = near_month_options(kitesim_server)[-1]
     _, ask, _ = touch(kitesim_server, option)
     quantity = option.freeze_quantity // option.lot_size * option.lot_size
     rejected = None
     for _ in range(12):
-        order_id = place(paced, option.tradingsymbol, "SELL", quantity, "LIMIT", price=ticks(option, ask, 200))
+        order_id = place(
+            paced, option.tradingsymbol, "SELL", quantity, "LIMIT", price=ticks(option, ask, 200)
+        )
         last = paced.order_history(order_id)[-1]
         if last["status"] == "REJECTED":
             rejected = last
@@ -202,13 +228,18 @@ def test_insufficient_funds_reject_with_kites_message(kitesim_server: KitesimThr
     assert rejected["exchange_order_id"] is None
 
 
-def test_every_change_is_published_as_an_order_update(kitesim_server: KitesimThread, paced: PacedKite) -> None:
+def test_every_change_is_published_as_an_order_update(
+    kitesim_server: KitesimThread, paced: PacedKite
+) -> None:
     state = kitesim_server.state
-    queue: asyncio.Queue[dict[str, Any]] = kitesim_server.call(state.order_updates.subscribe, kitesim_server.api_key)
+    queue: asyncio.Queue[dict[str, Any]] = kitesim_server.call(
+        state.order_updates.subscribe, kitesim_server.api_key
+    )
     option = atm_option(kitesim_server)
     bid, _, _ = touch(kitesim_server, option)
-    order_id = place(paced, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40),
-                     tag="upd")
+    order_id = place(
+        paced, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40), tag="upd"
+    )
     paced.modify_order("regular", order_id, price=ticks(option, bid, -41))
     paced.cancel_order("regular", order_id)
 
@@ -222,7 +253,9 @@ def test_every_change_is_published_as_an_order_update(kitesim_server: KitesimThr
     assert [u["status"] for u in updates] == ["OPEN", "UPDATE", "CANCELLED"]
     for update in updates:
         assert update["order_id"] == order_id and update["tag"] == "upd"
-        assert update["checksum"] == postback_checksum(order_id, update["order_timestamp"], kitesim_server.api_secret)
+        assert update["checksum"] == postback_checksum(
+            order_id, update["order_timestamp"], kitesim_server.api_secret
+        )
         assert {"user_id", "unfilled_quantity", "app_id"} <= set(update)
 
 
@@ -230,8 +263,17 @@ def test_autoslice_splits_at_the_freeze_quantity(kitesim_server: KitesimThread, 
     option = atm_option(kitesim_server)
     bid, _, _ = touch(kitesim_server, option)
     size = option.freeze_quantity // option.lot_size * option.lot_size
-    response = paced.place_autoslice_order("regular", "NFO", option.tradingsymbol, "BUY", 2 * size + option.lot_size,
-                                           "NRML", "LIMIT", price=ticks(option, bid, -40), tag="slice")
+    response = paced.place_autoslice_order(
+        "regular",
+        "NFO",
+        option.tradingsymbol,
+        "BUY",
+        2 * size + option.lot_size,
+        "NRML",
+        "LIMIT",
+        price=ticks(option, bid, -40),
+        tag="slice",
+    )
     parent = response["order_id"]
     children = [child["order_id"] for child in response["children"]]
     assert children[0] == parent and len(children) == 3
@@ -239,17 +281,29 @@ def test_autoslice_splits_at_the_freeze_quantity(kitesim_server: KitesimThread, 
     assert [book[i]["quantity"] for i in children] == [size, size, option.lot_size]
     assert all(f"autoslice:{parent}" in book[i]["tags"] and book[i]["tag"] == "slice" for i in children)
     with pytest.raises(InputException, match="for order slicing"):
-        paced.place_autoslice_order("regular", "NFO", option.tradingsymbol, "BUY", option.lot_size, "NRML",
-                                    "LIMIT", price=ticks(option, bid, -40))
+        paced.place_autoslice_order(
+            "regular",
+            "NFO",
+            option.tradingsymbol,
+            "BUY",
+            option.lot_size,
+            "NRML",
+            "LIMIT",
+            price=ticks(option, bid, -40),
+        )
 
 
 def test_orders_are_kept_per_api_key() -> None:
-    with KitesimThread(seed=7, accounts=["alpha:alphasecret:alphatoken", "beta:betasecret:betatoken"]) as server:
+    with KitesimThread(
+        seed=7, accounts=["alpha:alphasecret:alphatoken", "beta:betasecret:betatoken"]
+    ) as server:
         alpha = PacedKite("alpha", access_token="alphatoken", root=server.root)
         beta = PacedKite("beta", access_token="betatoken", root=server.root)
         option = atm_option(server)
         bid, _, _ = touch(server, option)
-        order_id = place(alpha, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40))
+        order_id = place(
+            alpha, option.tradingsymbol, "BUY", option.lot_size, "LIMIT", price=ticks(option, bid, -40)
+        )
         assert list(orders_by_id(alpha)) == [order_id]
         assert beta.orders() == [] and beta.positions() == {"net": [], "day": []}
         with pytest.raises(OrderException):

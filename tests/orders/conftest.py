@@ -6,14 +6,13 @@ The kitesim, fleet and start_worker fixtures are the workers suite's (real kites
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
 from django.contrib.auth.models import AbstractBaseUser
-from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
@@ -27,9 +26,14 @@ from ticks.exchange_calendar import market_calendar
 from ticks.market_time import IST
 from ticks.models import BrokerAccount, ClientApiKey, Instrument
 
+# The frozen market clock's day is fixed, not the host's: what an order test proves must not move with
+# the host's date. The host's clock is tested where it is read (MARKET_CLOCK=wall, marked ``clock``).
+SUNDAY = date(2026, 12, 6)
+
 
 def next_trading_day_at(hour: int) -> datetime:
-    day = market_calendar().next_session(timezone.localdate())
+    """``hour`` IST on the session after a fixed Sunday (Monday 2026-12-07), whatever the host's date."""
+    day = market_calendar().next_session(SUNDAY)
     return datetime.combine(day, time(hour), tzinfo=IST)
 
 

@@ -6,6 +6,7 @@ import pytest
 import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from orders.apis import (
@@ -20,9 +21,10 @@ from orders.states import OrderStatus
 from orders.submission import order_submit
 from tests.orders.conftest import Trader, limit_body, make_trader, queued_submissions
 from tests.ticks.factories import BrokerAccountFactory, OptionFactory
+from ticks.exchange_calendar import market_calendar
 from ticks.models import BrokerAccount, Instrument
 
-pytestmark = [pytest.mark.django_db, pytest.mark.clock]
+pytestmark = pytest.mark.django_db
 
 
 def test_an_order_is_stored_pending_with_its_history_and_queued(
@@ -182,6 +184,24 @@ def test_outside_market_hours_only_amo_is_taken(
         "The market is closed (09:15-15:30 IST on trading days): only AMO orders now."
     ]
     assert trader.place(limit_body(option, variety="amo"), key="b").status_code == 201
+
+
+@pytest.mark.clock  # MARKET_CLOCK=wall: the host's instant decides, as in production
+def test_on_the_wall_clock_the_hosts_instant_decides_the_market_hours(
+    trader: Trader, option: Instrument, settings
+) -> None:
+    settings.MARKET_CLOCK = "wall"
+
+    opened_before = market_calendar().session_open(timezone.now())
+    response = trader.place(limit_body(option))
+    opened_after = market_calendar().session_open(timezone.now())
+
+    # A run that crosses 09:15 or 15:30 during the request may rightly get either answer.
+    assert response.status_code in {201 if opened else 400 for opened in (opened_before, opened_after)}
+    if response.status_code == 400:
+        assert response.json()["variety"] == [
+            "The market is closed (09:15-15:30 IST on trading days): only AMO orders now."
+        ]
 
 
 def test_auto_slicing_stores_one_order_per_slice(

@@ -247,3 +247,17 @@ def test_frames_faster_than_the_budget_are_conflated_to_its_rate() -> None:
     sends = sorted(set(_flush(SendBudget(interval=0.1, burst=2, wall_at=0.0), arrivals)))
 
     assert 95 <= len(sends) <= 2 + 10 / 0.1  # the burst, then one per interval
+
+
+def test_a_delta_counts_the_messages_folded_into_it_and_keeps_the_oldest_publishing_time() -> None:
+    """For stream_deltas_conflated_total and stream_send_lag_seconds (ticks.stream_metrics)."""
+    conflator = Conflator()
+    conflator.merge([1], ['{"instrument_token":1}'], wanted={1}, published_at=10.0)
+    alone = conflator.take()
+    for published_at in (11.0, 12.0, 13.0):
+        conflator.merge([1], ['{"instrument_token":1}'], wanted={1}, published_at=published_at)
+    conflator.merge([2], ['{"instrument_token":2}'], wanted={1}, published_at=14.0)  # nothing wanted
+    folded = conflator.take()
+
+    assert alone is not None and (alone.conflated, alone.published_at) == (0, 10.0)
+    assert folded is not None and (folded.conflated, folded.published_at) == (2, 11.0)

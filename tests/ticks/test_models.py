@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from tests.ticks.factories import OptionFactory
 from ticks.models import WatchSpec
 
-pytestmark = [pytest.mark.django_db, pytest.mark.clock]
+pytestmark = pytest.mark.django_db
 
 
 def test_a_watch_spec_needs_a_known_underlying() -> None:

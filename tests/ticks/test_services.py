@@ -18,7 +18,7 @@ from ticks.services import (
 SLICE = Path(__file__).parents[1] / "resources" / "instruments-slice.csv"
 HEADER = ",".join(KITE_HEADER)
 
-pytestmark = [pytest.mark.django_db, pytest.mark.clock]
+pytestmark = pytest.mark.django_db
 
 
 def _load(text: str) -> None:
@@ -66,12 +66,18 @@ def test_secrets_are_encrypted_at_rest() -> None:
     account = BrokerAccountFactory(api_key="kite-key", api_secret="kite-secret", access_token="kite-token")
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT api_key, api_secret, access_token FROM ticks_brokeraccount WHERE id = %s", [account.pk])
+        cursor.execute(
+            "SELECT api_key, api_secret, access_token FROM ticks_brokeraccount WHERE id = %s", [account.pk]
+        )
         stored = cursor.fetchone()
     assert all(value.startswith("gAAAA") for value in stored)  # Fernet tokens
     assert not {"kite-key", "kite-secret", "kite-token"} & set(stored)
     reloaded = BrokerAccount.objects.get(pk=account.pk)
-    assert (reloaded.api_key, reloaded.api_secret, reloaded.access_token) == ("kite-key", "kite-secret", "kite-token")
+    assert (reloaded.api_key, reloaded.api_secret, reloaded.access_token) == (
+        "kite-key",
+        "kite-secret",
+        "kite-token",
+    )
     assert "kite" not in f"{reloaded!s} {reloaded!r}"
 
 
@@ -96,6 +102,8 @@ def test_health_changes_carry_reason_and_time() -> None:
     account = BrokerAccountFactory()
     at = datetime(2026, 11, 25, 10, 0, tzinfo=IST)
 
-    broker_account_mark_health(account=account, health=BrokerAccount.Health.TOKEN_EXPIRED, reason="403", at=at)
+    broker_account_mark_health(
+        account=account, health=BrokerAccount.Health.TOKEN_EXPIRED, reason="403", at=at
+    )
 
     assert (account.health, account.health_reason, account.health_changed_at) == ("token_expired", "403", at)

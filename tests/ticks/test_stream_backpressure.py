@@ -3,13 +3,14 @@ STREAM_SEND_BUFFER_BYTES, and a client that takes nothing closed with 4408 (or r
 close cannot be written). The same over a real socket: tests/ticks/test_stream_slow_close.py."""
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
-from ticks.conflation import Conflator
+from ticks.conflation import Conflator, SendBudget
 from ticks.consumers import PENDING_ERRORS_MAX, StreamConsumer
-from ticks.stream import ChainSubscription, StreamError
+from ticks.stream import ChainSubscription, StreamError, rows_message
 
 CHAIN = "NIFTY:2026-12-01"
 
@@ -44,7 +45,9 @@ def _consumer(sent: list[dict[str, Any]], backlog: list[int]) -> StreamConsumer:
     }
     consumer.tokens, consumer.token_groups, consumer.wanted = set(), set(), {1}
     consumer.replies, consumer.replied, consumer.stalled_since = {}, 0, None
-    consumer._server_send, consumer.backlog = send, lambda: backlog[0]
+    consumer._server_send, consumer.backlog, consumer.direct = send, lambda: backlog[0], None
+    consumer.loop = asyncio.get_running_loop()
+    consumer.budget = SendBudget(0.1, 2.0, wall_at=consumer.loop.time())
     consumer.serving = True
     return consumer
 
@@ -128,3 +131,48 @@ async def test_a_close_that_cannot_even_be_written_resets_the_socket(
     await consumer._close_or_reset(4408, "client too slow to receive")
 
     assert consumer.transport.aborted
+
+
+class FakeDirect:
+    """ticks.stream_socket.DirectSend's shape: records the frames written."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.open = True
+
+    def ready(self) -> bool:
+        return self.open
+
+    def send_text(self, text: str) -> None:
+        self.texts.append(text)
+
+
+def _rows(price: float) -> dict[str, Any]:
+    """A message of one frame; all of them received by the feed at the same instant."""
+    return rows_message([{"instrument_token": 1, "last_price": price}], received_at=5.0)
+
+
+async def test_an_idle_connection_is_written_in_the_merge_within_its_budget_and_the_rest_waits() -> None:
+    consumer = _consumer([], [0])
+    consumer.direct = direct = FakeDirect()
+    consumer.idle = True  # the flush task waits with nothing in hand
+
+    for price in (1.0, 2.0, 3.0):  # within one instant: the burst of 2, then the budget says wait
+        consumer._rows_merge(_rows(price))
+
+    assert [json.loads(text)["seq"] for text in direct.texts] == [1, 2]
+    assert consumer.dirty.is_set() and consumer.conflator.take().seq == 3  # left to the flush task
+
+
+async def test_a_connection_with_a_send_in_hand_or_a_full_socket_leaves_it_to_the_flush_task() -> None:
+    backlog = [0]
+    consumer = _consumer([], backlog)
+    consumer.direct = direct = FakeDirect()
+
+    consumer._rows_merge(_rows(1.0))  # not idle: the flush task is sending
+    consumer.idle, consumer.conflator = True, Conflator()
+    consumer.dirty.clear()
+    backlog[0] = 10**9
+    consumer._rows_merge(_rows(2.0))
+
+    assert direct.texts == [] and consumer.dirty.is_set()

@@ -4,9 +4,11 @@ import json
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from tests.ticks.factories import BrokerAccountFactory
 from tests.workers.plan_factories import FeedAssignmentFactory, FeedPlanFactory
+from ticks.models import BrokerAccount
 from workers.control import CONTROL_CHANNEL, DRIFT_LAST_KEY, feed_status_key
 from workers.services import feed_reconcile
 
@@ -55,3 +57,21 @@ def test_a_fleet_on_its_plan_records_no_drift(redis_client: redis.Redis) -> None
     feed_reconcile(client=redis_client, now=1_000.0)
 
     assert redis_client.get(DRIFT_LAST_KEY) is None
+
+
+def test_an_account_that_left_the_healthy_fleet_reads_no_drift(redis_client: redis.Redis) -> None:
+    account = BrokerAccountFactory()
+    plan = FeedPlanFactory(version=1)
+    FeedAssignmentFactory(plan=plan, account=account, instrument_token=7)
+    feed_reconcile(client=redis_client, now=1_000.0)  # planned 1, reported nothing
+    assert _drift_gauge(account.pk) == 1
+
+    account.health = BrokerAccount.Health.TOKEN_EXPIRED
+    account.save(update_fields=["health"])
+    feed_reconcile(client=redis_client, now=1_060.0)
+
+    assert _drift_gauge(account.pk) == 0
+
+
+def _drift_gauge(account_id: int) -> float:
+    return REGISTRY.get_sample_value("feed_drift_tokens", {"account_id": str(account_id)})

@@ -13,6 +13,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from tickerproject.logging import logging_settings
 from tickerproject.settings import secrets
 from tickerproject.settings.environment import env
 
@@ -55,17 +56,23 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "axes",  # login lockout (the "Limits" block below)
+    "django_prometheus",  # HTTP metrics per route (the two Prometheus middlewares); served by /metrics
     "ticks",
     "orders",
     "greeks",
     "workers",
     "kitesim",
     "tickerproject.audit",
+    "django_structlog",  # request ids in logs and carried into Celery tasks (tickerproject/logging.py)
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole stack
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Request id (README "Logs"): picked and echoed by ours, bound for every log line by django-structlog's.
+    "tickerproject.request_id.RequestIdMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -73,6 +80,8 @@ MIDDLEWARE = [
     "tickerproject.audit.middleware.AuditRequestMiddleware",  # after auth: events read request.user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost but axes: labels by view, and still sees the 429 axes makes of a lockout.
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into its 429
 ]
 
@@ -162,6 +171,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONSUMER = "tickerproject.celery:Consumer"  # survives a Redis restart (see the class)
+CELERY_IMPORTS = ["workers.process_memory"]  # its signals start the RSS gauge in workers and beat
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
@@ -395,13 +405,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+# README "Logs": readable lines here, JSON lines in production (production.py); one config for web,
+# workers and beat (tickerproject/logging.py, applied by Django and by Celery's setup_logging).
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+LOGGING_CONFIG = "tickerproject.logging.logging_configure"
+LOGGING = logging_settings(LOG_FORMAT, LOG_LEVEL)
+# Tasks a request enqueues log its request_id (and the ids it bound) beside their own task_id.
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
 
 # --- Orders (README "Orders") ---------------------------------------------
 # Kite's limits per api_key as COUNT/SECONDS, enforced fleet-wide by Redis token buckets that run at

@@ -6,6 +6,7 @@ the variable (README "Configuration", "Production deployment").
 
 from django.core.exceptions import ImproperlyConfigured
 
+from tickerproject.logging import logging_settings
 from tickerproject.settings import secrets
 from tickerproject.settings.base import *  # noqa: F403
 from tickerproject.settings.base import (
@@ -15,12 +16,16 @@ from tickerproject.settings.base import (
     DEV_FIELD_ENCRYPTION_KEY,
     DEV_SECRET_KEY,
     INSTALLED_APPS,
+    LOG_LEVEL,
     MARKET_CLOCK,
     database_from_url,
 )
 from tickerproject.settings.environment import env
 
 DEBUG = False
+# JSON lines, one per record, with the request, order, account and task ids (README "Logs").
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = logging_settings(LOG_FORMAT, LOG_LEVEL)
 
 # --- Secrets and addresses: required, checked now --------------------------
 SECRET_KEY = secrets.secret_key("DJANGO_SECRET_KEY", env.str("DJANGO_SECRET_KEY"), DEV_SECRET_KEY)

@@ -86,6 +86,7 @@ class BarsHook:
         self._closed = metrics.BARS_CLOSED.labels(account)
         self._late = metrics.LATE_TICKS.labels(account)
         self._seconds = metrics.WRITE_SECONDS.labels(account)
+        self._frame_seconds = metrics.FRAME_SECONDS.labels(account)
         self._failures = metrics.WRITE_FAILURES.labels(account)
         self._dropped = metrics.WRITE_DROPPED.labels(account)
 
@@ -102,7 +103,9 @@ class BarsHook:
         newest = int(batch.ticks["exchange_timestamp"].max()) if batch.ticks.size else 0
         if newest > self._market_at[0]:
             self._market_at = (newest, self._monotonic())
+        started = time.perf_counter()
         result = self.aggregator.update(batch.ticks, self._primary)
+        self._frame_seconds.observe(time.perf_counter() - started)
         if result.late:
             self._late.inc(result.late)
         forming = result.forming[in_session(result.forming["start"])]

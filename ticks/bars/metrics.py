@@ -7,6 +7,12 @@ BARS_CLOSED = Counter("bars_closed_total", "Live 1-minute bars closed by the agg
 LATE_TICKS = Counter(
     "bars_late_ticks_total", "Ticks for a minute already closed, dropped by the aggregator", ["account"]
 )
+FRAME_SECONDS = Histogram(
+    "bars_frame_seconds",
+    "Folding one frame into the bar aggregator",
+    ["account"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
 WRITE_SECONDS = Histogram(
     "bars_write_seconds",
     "One bulk upsert of an account's closed bars",

@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from structlog.contextvars import bound_contextvars
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ticks.feeds.backoff import backoff_delays
+from ticks.feeds.metrics import CONNECTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class FeedConnection:
         on_frame: FrameHandler,
         on_text: TextHandler,
         on_reconnect: Callable[[str], None] = lambda reason: None,
+        account: str = "",
     ) -> None:
         self.index = index
         self.wanted: dict[int, str] = {}
@@ -75,6 +78,7 @@ class FeedConnection:
         self._on_reconnect = on_reconnect
         self._ws: ClientConnection | None = None
         self._send_lock = asyncio.Lock()
+        self._open_gauge = CONNECTIONS.labels(account)
 
     async def update(self, *, subscribe: Mapping[int, str], unsubscribe: Iterable[int]) -> None:
         """Change what this connection carries; sent at once when connected, else on connect."""
@@ -92,12 +96,13 @@ class FeedConnection:
         delays = backoff_delays(
             base_s=self._settings.backoff_base_s, cap_s=self._settings.backoff_cap_s, rng=self._settings.rng
         )
-        while not stop.is_set():
-            reason = await self._connect_once(stop)
-            if stop.is_set():
-                return
-            self._on_reconnect(reason)
-            await _sleep_unless(stop, next(delays))
+        with bound_contextvars(feed_connection=self.index):  # on each line it logs (README "Logs")
+            while not stop.is_set():
+                reason = await self._connect_once(stop)
+                if stop.is_set():
+                    return
+                self._on_reconnect(reason)
+                await _sleep_unless(stop, next(delays))
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -133,10 +138,12 @@ class FeedConnection:
         async with self._send_lock:
             await _send_subscriptions(ws, self.wanted)
             self._ws, self.connected = ws, True
+        self._open_gauge.inc()
         try:
             return await self._read(ws, stop)
         finally:
             self._ws, self.connected = None, False
+            self._open_gauge.dec()
 
     async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> str:
         stopping = asyncio.ensure_future(stop.wait())

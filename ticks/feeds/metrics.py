@@ -14,6 +14,9 @@ SUBSCRIBED = Gauge(
     ["account"],
     multiprocess_mode="livesum",
 )
+CONNECTIONS = Gauge(
+    "feed_connections", "Open WebSocket connections to Kite", ["account"], multiprocess_mode="livesum"
+)
 PLANNED = Gauge(
     "feed_planned_tokens", "Tokens the plan gives the account", ["account"], multiprocess_mode="livesum"
 )

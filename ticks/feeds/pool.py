@@ -39,6 +39,7 @@ class AccountPool:
                 on_frame=on_frame,
                 on_text=on_text,
                 on_reconnect=on_reconnect,
+                account=account,
             )
             for index in range(max_connections)
         ]
