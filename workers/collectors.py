@@ -9,6 +9,7 @@ A family whose store is down is left out of the scrape; ``ticker_ready`` says wh
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 
 import redis
 from django.conf import settings
@@ -19,6 +20,8 @@ from prometheus_client.registry import Collector
 from orders.breaker import BreakerState, CircuitBreaker
 from orders.models import Order
 from orders.states import OrderStatus
+from ticks.exchange_calendar import TradingCalendar, market_calendar
+from ticks.market_time import IST
 from ticks.models import BrokerAccount
 from workers.readiness import Component, readiness_evaluate
 from workers.selectors import FeedStatus
@@ -41,6 +44,7 @@ class FleetCollector(Collector):
             "ticker_market_open", "1 while the exchange session is open", value=float(state.market_open)
         )
         yield frame_age_family(state.feeds)
+        yield calendar_end_family(market_calendar())
         if up["database"]:
             accounts = list(BrokerAccount.objects.filter(enabled=True).order_by("name"))
             yield token_expiry_family(accounts)
@@ -58,6 +62,17 @@ def ready_family(components: Iterable[Component]) -> GaugeMetricFamily:
     for component in components:
         family.add_metric([component.name], float(component.ready))
     return family
+
+
+def calendar_end_family(calendar: TradingCalendar) -> GaugeMetricFamily:
+    """When the holiday list runs out (midnight IST after ``known_until``): past it every weekday is taken
+    as a session, so the alert asks for next year's list while there is time (README "Exchange calendar")."""
+    end = datetime.combine(calendar.known_until + timedelta(days=1), datetime.min.time(), tzinfo=IST)
+    return GaugeMetricFamily(
+        "market_calendar_known_until_timestamp_seconds",
+        "Unix time the exchange holiday calendar stops knowing holidays (weekdays after it are assumed sessions)",
+        value=end.timestamp(),
+    )
 
 
 def frame_age_family(feeds: Iterable[FeedStatus]) -> GaugeMetricFamily:

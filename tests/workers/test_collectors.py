@@ -2,7 +2,7 @@
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 import redis
@@ -15,11 +15,13 @@ from orders.breaker import CircuitBreaker
 from orders.states import OrderStatus
 from tests.orders.factories import OrderFactory
 from tests.ticks.factories import BrokerAccountFactory
+from ticks.exchange_calendar import TradingCalendar
 from ticks.feeds.lease import lease_key
+from ticks.market_time import IST
 from ticks.models import BrokerAccount
 from ticks.services import broker_account_set_token
 from workers import readiness
-from workers.collectors import FleetCollector, breaker_level, pending_order_families
+from workers.collectors import FleetCollector, breaker_level, calendar_end_family, pending_order_families
 from workers.control import feed_status_key
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +48,19 @@ def _values(family: Metric, label: str) -> dict[str, float]:
 def _value(family: Metric) -> float:
     [sample] = family.samples
     return sample.value
+
+
+def test_the_calendar_s_end_is_midnight_ist_after_its_last_known_day() -> None:
+    calendar = TradingCalendar(frozenset(), known_until=date(2026, 12, 31))
+
+    end = _value(calendar_end_family(calendar))
+
+    assert (
+        end
+        == datetime(2027, 1, 1, tzinfo=IST).timestamp()
+        == datetime(2026, 12, 31, 18, 30, tzinfo=UTC).timestamp()
+    )
+    assert "market_calendar_known_until_timestamp_seconds" in _scrape()
 
 
 def test_ticker_ready_has_each_readyz_component(redis_client: redis.Redis) -> None:
